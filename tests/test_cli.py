@@ -1,0 +1,38 @@
+"The command line: every tiny recipe trains through `aligntune train`, every flag works, errors are one message."
+import json, subprocess, sys
+import pytest
+from aligntune.cli import main
+from aligntune.recipes import RECIPES
+from aligntune import Run
+
+TINY = [n for n in RECIPES if n.endswith("-tiny")]
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_recipe_trains_with_cli_flags(name, tmp_path, capsys):
+    if name == "ppo-tiny":
+        pytest.importorskip("aligntune.ppo")
+    out = tmp_path / name
+    rc = main(["train", name, "--output", str(out), "--max-steps", "2", "--set", "training.seed=1", "--backend", "trl"])
+    assert rc == 0
+    run = Run.load(out)
+    assert run.status["status"] == "finished" and run.status["global_step"] == 2
+    assert run.config["training"]["seed"] == 1 and run.config["training"]["output_dir"] == str(out)
+    assert (out / "model" / "config.json").exists()
+    assert "done: 2 steps" in capsys.readouterr().out
+
+def test_errors_are_messages_not_tracebacks(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algorithm: grpo\ntraining: {learnig_rate: 1e-4}\n")
+    p = subprocess.run([sys.executable, "-m", "aligntune.cli", "train", str(bad)], capture_output=True, text=True)
+    p = subprocess.run(["aligntune", "train", str(bad)], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Did you mean 'learning_rate'" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run(["aligntune", "train", "sft-tiny", "--set", "training.batch_size=0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "training.batch_size=0" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run(["aligntune", "train", "nosuch-recipe"], capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+
+def test_rewards_command_lists_them():
+    p = subprocess.run(["aligntune", "rewards"], capture_output=True, text=True, check=True)
+    n = int(p.stdout.strip().splitlines()[-1].split()[0])
+    assert n >= 30 and "exact_match" in p.stdout
