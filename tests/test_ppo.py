@@ -1,0 +1,273 @@
+"aligntune's PPO engine: the arithmetic against hand-computed numbers, log-prob alignment, adapters, saving, rewards, and a reward that rises."
+import json, math, os
+import pytest
+import torch
+from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftConfig, ModelConfig, ConfigError
+from aligntune.ppo_core import (masked_whiten, masked_mean, masked_var, response_masks, kl_penalty, token_rewards, gae,
+                                policy_loss, value_loss, AdaptiveKLController)
+from aligntune.ppo import PPOTrainer, PPOModels, PPOModelError, check_ppo_model, response_logits, response_logprobs, position_ids_from_mask
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def one_thread():
+    "These models are tiny: one thread is as fast as two, and far faster when the cores are shared."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def tiny_lm(seed=0, initializer_range=0.1):
+    """A ~60k-parameter Llama with a character tokenizer (pad 0, eos 1, 'a' = 3).
+
+    The output layer gets a wider initial spread than the usual 0.02: LoRA does not adapt it, and behind the final
+    RMSNorm a random 0.02 output layer caps any token near 10% probability, so a toy reward would stall there."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, Regex
+    from transformers import PreTrainedTokenizerFast, LlamaConfig, AutoModelForCausalLM
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789 .,!?:'\n")
+    vocab = {t: i for i, t in enumerate(["<pad>", "<eos>", "<unk>"] + chars)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=4, max_position_embeddings=256, initializer_range=initializer_range,
+                      pad_token_id=0, eos_token_id=1, bos_token_id=None)
+    return AutoModelForCausalLM.from_config(cfg), tok
+
+A_ID = 3
+PROMPTS = [{"prompt": p} for p in ["hello", "abc", "say a", "why?", "tell me", "ok", "x", "more"]]
+
+def a_fraction(prompts, completions, completion_ids, **kw):
+    "Share of the 8 response positions that hold the token 'a'."
+    return [sum(t == A_ID for t in ids) / 8 for ids in completion_ids]
+
+def make_cfg(tmp_path, peft=True, steps=2, **ppo):
+    kw = dict(response_length=8, kl_coef=0.02, num_ppo_epochs=2, num_mini_batches=2)
+    kw.update(ppo)
+    return UnifiedConfig(algorithm="ppo", model=ModelConfig(max_seq_length=64),
+                         peft=PeftConfig(enabled=peft, r=8, lora_alpha=16, lora_dropout=0.05),
+                         training=TrainingConfig(output_dir=str(tmp_path / "run"), batch_size=8, learning_rate=1e-2,
+                                                 max_steps=steps, seed=0, lr_scheduler_type="constant"),
+                         ppo=PPOParams(**kw))
+
+class Recorder:
+    def __init__(self): self.logs, self.samples = [], []
+    def on_log(self, m, step): self.logs.append((step, m))
+    def on_samples(self, step, rows): self.samples.append((step, rows))
+
+
+# ---- the arithmetic -------------------------------------------------------------------------------------------------
+def test_gae_hand_computed():
+    rewards = torch.tensor([[-0.01, -0.02, 0.97], [0.0, 0.5, 7.0]])
+    values = torch.tensor([[0.5, 0.2, -0.1], [0.3, 0.1, 7.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]]).bool()
+    adv, ret = gae(rewards, values, mask, gamma=1.0, lam=0.95)
+    assert torch.allclose(adv[0], torch.tensor([0.3517, 0.6965, 1.0700]), atol=1e-4)
+    assert torch.allclose(ret[0], torch.tensor([0.8517, 0.8965, 0.9700]), atol=1e-4)
+    assert torch.allclose(adv[1], torch.tensor([0.18, 0.40, 0.0]), atol=1e-6)
+    r, v = torch.randn(4, 6), torch.randn(4, 6)
+    m = torch.ones(4, 6).bool(); m[1, 3:] = False; m[3] = False
+    _, ret = gae(r, v, m, 1.0, 1.0)                      # gamma = lam = 1: returns are rewards-to-go
+    assert torch.allclose(ret[0], r[0].flip(0).cumsum(0).flip(0), atol=1e-5)
+    assert torch.allclose(ret[1, :3], r[1, :3].flip(0).cumsum(0).flip(0), atol=1e-5)
+    assert torch.isfinite(ret).all() and (ret[3] == 0).all()
+
+def test_kl_estimators():
+    p, q = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.2, 0.3, 0.5])
+    exact = (p * (p / q).log()).sum()
+    xs = torch.multinomial(p, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    for kind in ("k1", "k3"):
+        assert abs(kl_penalty(p.log()[xs], q.log()[xs], kind).mean() - exact) < 0.01
+        assert kl_penalty(p.log(), p.log(), kind).abs().max() == 0
+    assert (kl_penalty(torch.randn(500), torch.randn(500), "k3") >= 0).all()
+    assert torch.allclose(kl_penalty(torch.tensor([-1.0]), torch.tensor([-1.5]), "k1"), torch.tensor([0.5]))
+
+@pytest.mark.parametrize("r,a,loss,zero_grad", [(1.5, 2.0, -2.4, True), (0.5, -2.0, 1.6, True), (1.5, -2.0, 3.0, False),
+                                                (1.2, 2.0, -2.4, False), (1.0, 2.0, -2.0, False)])
+def test_policy_clip(r, a, loss, zero_grad):
+    new = torch.tensor([[math.log(r)]], requires_grad=True)
+    l, cf, akl = policy_loss(new, torch.zeros(1, 1), torch.tensor([[a]]), torch.ones(1, 1).bool(), 0.2)
+    l.backward()
+    assert abs(l.item() - loss) < 1e-5
+    assert (new.grad.item() == 0) == zero_grad
+    assert cf.item() == (1.0 if zero_grad else 0.0)
+
+def test_value_clip():
+    v = torch.tensor([[1.0, 0.1]], requires_grad=True)
+    l, cf = value_loss(v, torch.zeros(1, 2), torch.tensor([[2.0, 2.0]]), torch.ones(1, 2).bool(), 0.2)
+    assert abs(l.item() - 0.5 * ((0.2 - 2) ** 2 + 1.9 ** 2) / 2) < 1e-5 and abs(cf.item() - 0.5) < 1e-6
+    l.backward()
+    assert v.grad[0, 0] == 0 and v.grad[0, 1] != 0
+
+def test_eos_masks_and_score_position():
+    eos = pad = 1
+    r = torch.tensor([[5, 6, 1, 1, 1], [5, 6, 7, 8, 9], [1, 1, 1, 1, 1], [5, 1, 7, 1, 9]])
+    rm = response_masks(r, eos)
+    assert rm.mask.int().tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]]
+    assert rm.has_eos.tolist() == [True, False, True, True] and rm.last_idx.tolist() == [2, 4, 0, 1]
+    kl = torch.full((4, 5), 9.0)
+    rw, ns = token_rewards(torch.tensor([1.0, 2.0, 3.0, 4.0]), kl, rm.mask, rm.last_idx, 0.1)
+    for i, j in enumerate(rm.last_idx.tolist()):
+        assert abs(rw[i, j].item() - ([1, 2, 3, 4][i] - 0.9)) < 1e-5      # score on the EOS / last token
+    assert (rw[~rm.mask] == 0).all() and (ns[~rm.mask] == 0).all()
+
+def test_whiten_and_adaptive_kl():
+    x = torch.tensor([[1.0, 2.0, 3.0, 50.0]]); m = torch.tensor([[1, 1, 1, 0]]).bool()
+    w = masked_whiten(x, m)
+    assert abs(masked_mean(w, m)) < 1e-6 and abs(masked_var(w, m) - 1) < 1e-5 and w[0, 3] == 50.0
+    assert abs(masked_mean(masked_whiten(x, m, shift_mean=False), m) - 2.0) < 1e-6
+    c = AdaptiveKLController(0.1, target=1.0, horizon=100)
+    assert c.update(5.0, 10) > 0.1 and AdaptiveKLController(0.1).update(5.0, 10) == 0.1
+
+
+# ---- models ---------------------------------------------------------------------------------------------------------
+def test_logprobs_match_generation_under_left_padding():
+    model, tok = tiny_lm()
+    model.eval()
+    q = torch.tensor([[0, 0, 0, 10, 11], [12, 13, 14, 15, 16]]); qm = (q != 0).long()
+    T = 0.7
+    torch.manual_seed(0)
+    out = model.generate(input_ids=q, attention_mask=qm, do_sample=True, temperature=T, top_k=0, top_p=1.0, max_new_tokens=6,
+                         min_new_tokens=6, output_logits=True, return_dict_in_generate=True, pad_token_id=0, eos_token_id=1)
+    resp = out.sequences[:, 5:]
+    gen_lp = torch.stack(out.logits, 1).float().div(T).log_softmax(-1).gather(-1, resp[..., None]).squeeze(-1)
+    ids = out.sequences; attn = torch.cat([qm, torch.ones_like(resp)], 1)
+    with torch.no_grad(): lp = response_logprobs(response_logits(model, ids, attn, 5, T)[0], resp)
+    assert torch.allclose(lp, gen_lp, atol=1e-4), (lp - gen_lp).abs().max()
+
+def test_unsloth_models_are_refused():
+    class Cfg: unsloth_version = "2026.10.9"
+    class M: config, generate = Cfg(), None
+    with pytest.raises(PPOModelError, match="loaded with Unsloth"): check_ppo_model(M())
+
+def test_adapters_reference_fixed_and_grads_separate(tmp_path):
+    model, tok = tiny_lm()
+    q = torch.tensor([[0, 5, 6, 7, 8, 9, 10], [4, 5, 6, 7, 8, 9, 10]]); am = (q != 0).long()
+    with torch.no_grad(): base_logits = response_logits(model, q, am, 4, 0.7)[0]
+    tr = PPOTrainer(model, tok, make_cfg(tmp_path, steps=1), PROMPTS, reward_funcs=[a_fraction])
+    M = tr.models
+    assert M.value_mode == "adapter" and sorted(M.model.peft_config) == ["policy", "value"]
+    # value loss alone: no gradient reaches the policy adapter, and the other way round
+    v = M.values(q, am, 4); (v.sum() + 1).pow(2).backward()
+    assert all(p.grad is None for p in M.policy_parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in M.critic_parameters())
+    tr.optimizer.zero_grad(set_to_none=True)
+    lp = M.policy_forward(q, am, 4)[0]; lp.logsumexp(-1).sum().backward()
+    assert all(p.grad is None for p in M.critic_parameters())
+    tr.optimizer.zero_grad(set_to_none=True); M.use_policy()
+    tr.train()
+    with torch.no_grad():
+        ref = M.ref_logits(q, am, 4); pol = M.policy_forward(q, am, 4)[0]
+    assert torch.allclose(ref, base_logits, atol=1e-6)            # reference unchanged after an update
+    assert (pol - base_logits).abs().max() > 1e-3                 # the policy moved
+
+def test_save_and_reload_reproduce_logprobs(tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    model, tok = tiny_lm()
+    tr = PPOTrainer(model, tok, make_cfg(tmp_path, steps=2), PROMPTS, reward_funcs=[a_fraction])
+    tr.train()
+    out = tr.save_model(tmp_path / "final")
+    assert (out / "adapter_model.safetensors").exists() and (out / "value" / "adapter_model.safetensors").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    q = torch.tensor([[0, 5, 6, 7, 8, 9, 10]]); am = (q != 0).long()
+    with torch.no_grad(): want = tr.models.policy_forward(q, am, 4)[0]
+    base, _ = tiny_lm()
+    loaded = PeftModel.from_pretrained(base, str(out)).eval()
+    with torch.no_grad(): got = response_logits(loaded, q, am, 4, 0.7)[0]
+    assert torch.allclose(got, want, atol=1e-5)
+    head = load_file(str(out / "value" / "value_head.safetensors"))
+    assert torch.allclose(head["weight"], tr.models.value_head.weight.detach())
+
+
+# ---- the trainer ----------------------------------------------------------------------------------------------------
+def test_full_finetune_chat_prompts_reward_model_and_run_record(tmp_path, tiny_model):
+    "Full fine-tune ('model' value mode) of the shared tiny model, chat prompts, a reward model plus a function, RunWriter."
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from aligntune.runs import RunWriter, Run
+    tok = AutoTokenizer.from_pretrained(tiny_model); tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    rm = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1); rm.config.pad_token_id = tok.pad_token_id
+    rm.save_pretrained(tmp_path / "rm"); tok.save_pretrained(tmp_path / "rm")
+    rows = [{"prompt": [{"role": "user", "content": f"What is {a} plus {b}?"}], "answer": str(a + b)} for a in range(4) for b in range(2)]
+    seen = {}
+    def right_answer(prompts, completions, answer, **kw):
+        seen["c"], seen["a"] = completions[0], answer[0]
+        return [None if i == 0 else float(c[0]["content"].strip() == a) for i, (c, a) in enumerate(zip(completions, answer))]
+    cfg = make_cfg(tmp_path, peft=False, steps=2, missing_eos_penalty=1.0)
+    w = RunWriter(tmp_path / "run")
+    tr = PPOTrainer(model, tok, cfg, rows, reward_funcs=[right_answer], reward_weights=[1.0, 0.5], reward_model=str(tmp_path / "rm"),
+                    run_writer=w)
+    ref_before = {k: v.clone() for k, v in tr.models.ref_model.state_dict().items()}
+    pol_before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = tr.train(); w.close()
+    assert tr.models.value_mode == "model" and not tr.models.is_peft
+    assert res["global_step"] == 2 and set(res) == {"global_step", "metrics", "output_dir"}
+    assert isinstance(seen["c"], list) and seen["c"][0]["role"] == "assistant" and seen["a"] in {str(i) for i in range(5)}
+    assert all(torch.equal(v, tr.models.ref_model.state_dict()[k]) for k, v in ref_before.items())
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in pol_before.items())
+    run = Run.load(tmp_path / "run")
+    assert list(run.metrics["step"]) == [1, 2]
+    assert {"rewards/right_answer/mean", "rewards/rm/mean", "objective/kl", "val/num_eos_tokens"} <= set(run.metrics.columns)
+    assert len(run.samples) == 8 and {"prompt", "completion", "rewards", "reward", "advantage"} <= set(run.samples.columns)
+    out = tr.save_model(tmp_path / "full")
+    assert (out / "model.safetensors").exists() and (out / "value" / "model.safetensors").exists()
+
+def test_missing_eos_penalty_and_stop_and_checkpoints(tmp_path):
+    model, tok = tiny_lm()
+    zero = lambda prompts, completions, **kw: [0.0] * len(completions)
+    cfg = make_cfg(tmp_path, steps=5, missing_eos_penalty=2.0, num_ppo_epochs=1, num_mini_batches=1)
+    cfg.training.save_steps, cfg.training.save_total_limit = 1, 1
+    class Stop:
+        n = 0
+        def should_stop(self): self.n += 1; return self.n >= 3
+    tr = PPOTrainer(model, tok, cfg, PROMPTS, reward_funcs=[zero], callbacks=[Stop()])
+    b = tr.rollout([tr.train_dataset[i] for i in range(8)])
+    assert torch.equal(b["scores"], torch.where(b["has_eos"], 0.0, -2.0))
+    assert (~b["has_eos"]).any()
+    res = tr.train()
+    assert res["global_step"] == 3
+    cks = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert cks == ["checkpoint-3"], cks
+    st = json.loads((tmp_path / "run" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert st["global_step"] == 3 and len(st["log_history"]) == 3
+
+def test_shared_value_mode_runs(tmp_path):
+    model, tok = tiny_lm()
+    tr = PPOTrainer(model, tok, make_cfg(tmp_path, steps=1, value_mode="shared", kl_estimator="k3"), PROMPTS, reward_funcs=[a_fraction])
+    m = tr.train()["metrics"]
+    assert tr.models.value_mode == "shared" and sorted(tr.models.model.peft_config) == ["policy"]
+    assert all(math.isfinite(v) for v in m.values() if isinstance(v, float))
+
+def test_bad_inputs_fail_early(tmp_path):
+    model, tok = tiny_lm()
+    with pytest.raises(ConfigError, match="not divisible by ppo.num_mini_batches=3"):
+        PPOTrainer(model, tok, make_cfg(tmp_path, num_mini_batches=3), PROMPTS, reward_funcs=[a_fraction])
+    with pytest.raises(ConfigError, match="'prompt' column"):
+        PPOTrainer(model, tok, make_cfg(tmp_path), [{"question": "q"}], reward_funcs=[a_fraction])
+    with pytest.raises(ConfigError, match="PPO needs a reward"):
+        PPOTrainer(model, tok, make_cfg(tmp_path), PROMPTS)
+    with pytest.raises(ConfigError, match="does not exist"):
+        PPOTrainer(model, tok, make_cfg(tmp_path), PROMPTS, reward_model=str(tmp_path / "nope"))
+
+
+def test_reward_rises(tmp_path):
+    "The toy task: reward = share of response positions holding 'a'. A random model scores about 1/64."
+    model, tok = tiny_lm()
+    cfg = make_cfg(tmp_path, steps=12, num_ppo_epochs=4, num_mini_batches=4)
+    cfg.training.batch_size = 32
+    rec = Recorder()
+    tr = PPOTrainer(model, tok, cfg, PROMPTS, reward_funcs=[a_fraction], callbacks=[rec])
+    tr.train()
+    scores = [m["objective/scores"] for _, m in rec.logs]
+    secs = [m["step_time"] for _, m in rec.logs]
+    first, last = sum(scores[:3]) / 3, sum(scores[-3:]) / 3
+    print(f"PPO toy reward {first:.3f} -> {last:.3f} over {len(scores)} updates; {sum(secs) / len(secs):.2f} s/update; "
+          f"scores {[round(s, 2) for s in scores]}; kl {rec.logs[-1][1]['objective/kl']:.2f}")
+    assert len(scores) == 12
+    assert max(m["val/ratio_first_minibatch_maxdev"] for _, m in rec.logs) < 1e-4   # ratio is 1 on the first minibatch
+    assert all(math.isfinite(m["loss/policy_avg"]) and math.isfinite(m["loss/value_avg"]) for _, m in rec.logs)
+    assert last >= first + 0.3
