@@ -1,4 +1,4 @@
-import os, pytest
+import os, sys, shutil, pytest
 os.environ.setdefault("ALIGNTUNE_QUIET", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -7,3 +7,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def tiny_model():
     from aligntune.models import tiny_model_path
     return tiny_model_path()
+
+def aligntune_cmd():
+    "The installed `aligntune` console script (next to this Python, or on PATH)."
+    here = os.path.join(os.path.dirname(sys.executable), "aligntune")
+    return [here] if os.path.exists(here) else [shutil.which("aligntune") or "aligntune"]

@@ -59,8 +59,10 @@ def test_run_record_round_trip_in_new_process(tiny_model, tmp_path):
         print(json.dumps({{"metrics": r.metrics.to_dict("records"), "samples": r.samples.to_dict("records"), "config": r.config, "status": r.status["status"]}}))""")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     there = json.loads(p.stdout)
-    assert there["metrics"] == json.loads(here.metrics.to_json(orient="records"))
-    assert there["samples"] == json.loads(here.samples.to_json(orient="records")) and len(there["samples"]) > 0
+    import pandas as pd
+    pd.testing.assert_frame_equal(pd.DataFrame(there["metrics"]), here.metrics)
+    pd.testing.assert_frame_equal(pd.DataFrame(there["samples"]), here.samples)
+    assert len(there["samples"]) > 0
     assert there["config"]["algorithm"] == "grpo" and there["status"] == "finished"
     assert len(there["metrics"]) == 3
 
@@ -134,3 +136,38 @@ def test_ppo_with_reward_functions_and_with_a_reward_model(tiny_model, tmp_path)
         assert res["global_step"] == 2 and m["objective/scores"].notna().all(), name
         if name == "fns": assert "rewards/digit_share/mean" in m.columns
         assert (out / "model").exists() and len(Run.load(out).samples) > 0
+
+def test_composite_of_three_mixed_rewards_drives_grpo(tiny_model, tmp_path):
+    "Registry name + RewardFunction object + plain callable, weighted; each appears in the Run."
+    from aligntune.rewards import get_reward_function
+    out = tmp_path / "mix"
+    create_rl_trainer(tiny_model, prompt_rows(addition_facts()), algorithm="grpo",
+                      reward_functions=["numeric_match", get_reward_function("length", target=2, unit="chars"), digit_share],
+                      reward_function_weights=[2.0, 0.5, 1.0], output_dir=str(out), max_steps=3, batch_size=8,
+                      num_generations=4, max_completion_length=4).train()
+    run = Run.load(out)
+    for name in ("numeric_match", "length", "digit_share"):
+        assert run.metrics[f"rewards/{name}/mean"].notna().all(), name
+    s = run.samples.iloc[0]
+    assert set(s["rewards"]) == {"numeric_match", "length", "digit_share"}
+    expect = 2.0 * s["rewards"]["numeric_match"] + 0.5 * s["rewards"]["length"] + 1.0 * s["rewards"]["digit_share"]
+    assert abs(s["reward"] - expect) < 1e-6
+
+def test_trained_reward_model_as_grpo_reward(tiny_model, tmp_path):
+    "Train a reward model on the tiny model from rule-built pairs, then use it as a GRPO reward (by path and as an object)."
+    from aligntune.reward_model import pairs_from_rewards, train_reward_model, preference_accuracy
+    from aligntune.rewards import RewardModelReward
+    facts = addition_facts()
+    cands = [[str(a + b), "I do not know."] for a, b in facts]  # a surface preference a tiny model can learn
+    pairs = pairs_from_rewards([f"{a}+{b}=" for a, b in facts], cands, ["numeric_match"], answer=[str(a + b) for a, b in facts])
+    rm = train_reward_model(pairs[:80], tiny_model, tmp_path / "rm", epochs=3, learning_rate=1e-3)
+    acc = preference_accuracy(RewardModelReward(rm), pairs[80:])
+    print(f"reward model: held-out preference accuracy {acc:.2f} on {len(pairs) - 80} pairs")
+    assert acc > 0.6
+    for name, kw in (("path", dict(reward_model_name=str(rm))), ("object", dict(reward_functions=[RewardModelReward(rm)]))):
+        out = tmp_path / f"g-{name}"
+        create_rl_trainer(tiny_model, prompt_rows(facts), algorithm="grpo", output_dir=str(out), max_steps=2, batch_size=8,
+                          num_generations=4, max_completion_length=4, **kw).train()
+        m = Run.load(out).metrics
+        cols = [c for c in m.columns if c.startswith("rewards/") and c.endswith("/mean")]
+        assert cols and m[cols[0]].notna().all(), (name, list(m.columns))

@@ -4,6 +4,7 @@ import pytest
 from aligntune.cli import main
 from aligntune.recipes import RECIPES
 from aligntune import Run
+from conftest import aligntune_cmd
 
 TINY = [n for n in RECIPES if n.endswith("-tiny")]
 
@@ -23,16 +24,15 @@ def test_tiny_recipe_trains_with_cli_flags(name, tmp_path, capsys):
 def test_errors_are_messages_not_tracebacks(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("algorithm: grpo\ntraining: {learnig_rate: 1e-4}\n")
-    p = subprocess.run([sys.executable, "-m", "aligntune.cli", "train", str(bad)], capture_output=True, text=True)
-    p = subprocess.run(["aligntune", "train", str(bad)], capture_output=True, text=True)
+    p = subprocess.run([*aligntune_cmd(), "train", str(bad)], capture_output=True, text=True)
     assert p.returncode == 2
     assert "Did you mean 'learning_rate'" in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run(["aligntune", "train", "sft-tiny", "--set", "training.batch_size=0"], capture_output=True, text=True)
+    p = subprocess.run([*aligntune_cmd(), "train", "sft-tiny", "--set", "training.batch_size=0"], capture_output=True, text=True)
     assert p.returncode == 2 and "training.batch_size=0" in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run(["aligntune", "train", "nosuch-recipe"], capture_output=True, text=True)
+    p = subprocess.run([*aligntune_cmd(), "train", "nosuch-recipe"], capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
 
 def test_rewards_command_lists_them():
-    p = subprocess.run(["aligntune", "rewards"], capture_output=True, text=True, check=True)
+    p = subprocess.run([*aligntune_cmd(), "rewards"], capture_output=True, text=True, check=True)
     n = int(p.stdout.strip().splitlines()[-1].split()[0])
     assert n >= 30 and "exact_match" in p.stdout

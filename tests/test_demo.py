@@ -1,9 +1,10 @@
 "`aligntune demo` runs end to end (a scaled-down budget here; the full demo's numbers are in demo.json when run)."
 import json, subprocess
+from conftest import aligntune_cmd
 
 def test_demo_smoke(tmp_path):
     out = tmp_path / "demo"
-    p = subprocess.run(["aligntune", "demo", "--output", str(out), "--scale", "0.05"], capture_output=True, text=True, timeout=600)
+    p = subprocess.run([*aligntune_cmd(), "demo", "--output", str(out), "--scale", "0.05"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "held-out facts" in p.stdout and "after GRPO" in p.stdout
     res = json.loads((out / "demo.json").read_text())
