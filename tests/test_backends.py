@@ -171,3 +171,10 @@ def test_trained_reward_model_as_grpo_reward(tiny_model, tmp_path):
         m = Run.load(out).metrics
         cols = [c for c in m.columns if c.startswith("rewards/") and c.endswith("/mean")]
         assert cols and m[cols[0]].notna().all(), (name, list(m.columns))
+
+def test_loaded_model_object_is_accepted(tiny_model, tmp_path):
+    from aligntune import load_model
+    model, tok = load_model(tiny_model)
+    t = create_sft_trainer(model, sft_rows(addition_facts()), tokenizer=tok, output_dir=str(tmp_path / "obj"), max_steps=2, batch_size=8)
+    assert t.train()["global_step"] == 2
+    assert Run.load(tmp_path / "obj").config["model"]["name_or_path"] == str(tiny_model)
