@@ -36,3 +36,14 @@ def test_rewards_command_lists_them():
     p = subprocess.run([*aligntune_cmd(), "rewards"], capture_output=True, text=True, check=True)
     n = int(p.stdout.strip().splitlines()[-1].split()[0])
     assert n >= 30 and "exact_match" in p.stdout
+
+def test_eval_command_on_a_saved_model(tiny_model, tmp_path):
+    out = tmp_path / "eval.json"
+    p = subprocess.run([*aligntune_cmd(), "eval", "--model", str(tiny_model), "--task", "arithmetic", "--limit", "5", "--output", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(p.stdout)
+    assert "arithmetic" in res["results"] and 0.0 <= res["results"]["arithmetic"]["exact_match"] <= 1.0
+    assert out.exists()
+    p = subprocess.run([*aligntune_cmd(), "eval", "--model", str(tiny_model), "--task", "arithmatic"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "arithmetic" in p.stderr and "Traceback" not in p.stderr
