@@ -8,10 +8,10 @@ def test_demo_smoke(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert "held-out facts" in p.stdout and "after GRPO" in p.stdout
     res = json.loads((out / "demo.json").read_text())
-    assert [r["stage"] for r in res["results"]] == ["base model", "after SFT", "after DPO", "after GRPO"]
+    assert [r["stage"] for r in res["results"]] == ["base model", "after SFT", "after DPO", "after GRPO", "PPO instead"]
     from aligntune.demo import DEMO_STEPS
     assert res["steps"] == {k: max(2, int(v * 0.05)) for k, v in DEMO_STEPS.items()}
-    for png in ("1-sft.png", "2-dpo.png", "3-grpo.png", "summary.png", "3-grpo/before_after.png"):
+    for png in ("1-sft.png", "2-dpo.png", "3-grpo.png", "4-ppo.png", "summary.png", "3-grpo/before_after.png"):
         assert (out / png).stat().st_size > 5000
     # even 15 SFT steps teach the seen facts' format: the model now writes numbers
     assert res["results"][1]["terse"] + res["results"][1]["seen_accuracy"] > 0
