@@ -178,3 +178,21 @@ def test_loaded_model_object_is_accepted(tiny_model, tmp_path):
     t = create_sft_trainer(model, sft_rows(addition_facts()), tokenizer=tok, output_dir=str(tmp_path / "obj"), max_steps=2, batch_size=8)
     assert t.train()["global_step"] == 2
     assert Run.load(tmp_path / "obj").config["model"]["name_or_path"] == str(tiny_model)
+
+def test_interrupt_and_stop_leave_a_loadable_model(tiny_model, tmp_path):
+    from aligntune import load_model
+    class Interrupt:
+        def on_log(self, metrics, step):
+            if step == 3: raise KeyboardInterrupt
+    class StopAt:
+        def __init__(self): self.step = 0
+        def on_log(self, metrics, step): self.step = step
+        def should_stop(self): return self.step >= 2
+    for name, cb, status, steps in (("int", Interrupt(), "interrupted", 3), ("stop", StopAt(), "stopped", 2)):
+        out = tmp_path / name
+        res = create_sft_trainer(tiny_model, sft_rows(addition_facts()), output_dir=str(out), max_steps=20, batch_size=8,
+                                 callbacks=[cb]).train()
+        assert res["status"] == status and res["global_step"] == steps, (name, res)
+        assert Run.load(out).status["status"] == status
+        load_model(out / "model")  # the saved model is complete
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half-written temporary folders left
