@@ -22,22 +22,9 @@ SETTINGS = dict(batch_size=32, num_ppo_epochs=4, num_mini_batches=4, temperature
                 lora_r=8, lora_alpha=16)
 
 def build_model(path):
-    "Save the tiny Llama + character tokenizer used by both sides."
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, Regex
-    from transformers import PreTrainedTokenizerFast, LlamaConfig, AutoModelForCausalLM
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789 .,!?:'\n")
-    vocab = {t: i for i, t in enumerate(["<pad>", "<eos>", "<unk>"] + chars)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    tk.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=4, max_position_embeddings=256, initializer_range=0.1,
-                      pad_token_id=0, eos_token_id=1, bos_token_id=None)
-    m = AutoModelForCausalLM.from_config(cfg)
-    m.generation_config.pad_token_id, m.generation_config.eos_token_id = 0, 1
+    "Save the tiny character-level Llama used by both sides."
+    from aligntune.models import char_model
+    m, tok = char_model(seed=0, initializer_range=0.1)
     m.save_pretrained(path); tok.save_pretrained(path)
     assert tok.convert_tokens_to_ids("a") == A_ID
 

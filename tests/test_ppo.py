@@ -5,6 +5,7 @@ import torch
 from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftConfig, ModelConfig, ConfigError
 from aligntune.ppo_core import (masked_whiten, masked_mean, masked_var, response_masks, kl_penalty, token_rewards, gae,
                                 policy_loss, value_loss, AdaptiveKLController)
+from aligntune.models import char_model
 from aligntune.ppo import PPOTrainer, PPOModels, PPOModelError, check_ppo_model, response_logits, response_logprobs, position_ids_from_mask
 
 
@@ -17,24 +18,8 @@ def one_thread():
     torch.set_num_threads(n)
 
 def tiny_lm(seed=0, initializer_range=0.1):
-    """A ~60k-parameter Llama with a character tokenizer (pad 0, eos 1, 'a' = 3).
-
-    The output layer gets a wider initial spread than the usual 0.02: LoRA does not adapt it, and behind the final
-    RMSNorm a random 0.02 output layer caps any token near 10% probability, so a toy reward would stall there."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, Regex
-    from transformers import PreTrainedTokenizerFast, LlamaConfig, AutoModelForCausalLM
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789 .,!?:'\n")
-    vocab = {t: i for i, t in enumerate(["<pad>", "<eos>", "<unk>"] + chars)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    tk.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=4, max_position_embeddings=256, initializer_range=initializer_range,
-                      pad_token_id=0, eos_token_id=1, bos_token_id=None)
-    return AutoModelForCausalLM.from_config(cfg), tok
+    "A ~60k-parameter Llama with a character tokenizer (pad 0, eos 1, 'a' = 3); see aligntune.models.char_model."
+    return char_model(seed, initializer_range)
 
 A_ID = 3
 PROMPTS = [{"prompt": p} for p in ["hello", "abc", "say a", "why?", "tell me", "ok", "x", "more"]]
