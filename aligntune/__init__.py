@@ -7,7 +7,7 @@ Docs: https://aligntune.github.io/aligntune/nbs/init.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_init.ipynb #aee12834
+# %% ../nbs/99_init.ipynb #5cfe86c2
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -22,7 +22,7 @@ _LAZY = {
     "rewards": ["RewardFunction", "RewardRegistry", "CompositeReward", "list_rewards", "get_reward_function",
                 "create_composite_reward", "score_rewards"],
     "eval": ["Evaluator", "EvalTask", "TaskCategory", "run_lm_eval"],
-    "widgets": ["ConfigPanel", "TrainPanel", "SampleInspector", "RunCompare", "EvalView"],
+    "widgets": ["ConfigPanel", "TrainPanel", "SampleInspector", "RunCompare", "EvalView", "RewardWorkbench"],
 }
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 __all__ = sorted(_WHERE)
