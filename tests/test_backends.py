@@ -86,7 +86,8 @@ def test_bad_input_fails_early_with_clear_messages(tiny_model, tmp_path):
         create_rl_trainer(tiny_model, rows, algorithm="grpo")
     assert not (tmp_path / "no-such-model").exists()
 
-def test_two_process_sft_on_cpu(tiny_model, tmp_path):
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_process_sft_on_cpu(tiny_model, tmp_path, launcher):
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(f"""
         import os, json, torch.distributed as dist
@@ -99,8 +100,10 @@ def test_two_process_sft_on_cpu(tiny_model, tmp_path):
         print("RESULT", json.dumps({{"rank": int(os.environ.get("RANK", 0)), "world": ws, "steps": res["global_step"]}}), flush=True)
         """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
-                       capture_output=True, text=True, env=env, timeout=300)
+    # on a CPU, `accelerate launch --cpu --num_processes 2` silently starts one process; --multi_gpu gives two (gloo)
+    cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"] if launcher == "torchrun" else
+           [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"])
+    p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     res = [json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
     assert sorted(r["rank"] for r in res) == [0, 1] and all(r["world"] == 2 and r["steps"] == 6 for r in res)
