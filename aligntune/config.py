@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['ALGORITHMS', 'GRPO_FAMILY', 'RL_ALGORITHMS', 'PRECISIONS', 'SCHEDULERS', 'DPO_LOSS_TYPES', 'GRPO_LOSS_TYPES',
-           'SCALE_REWARDS', 'BACKENDS', 'GRPO_PRESETS', 'ConfigError', 'ConfigWarning', 'normalize_algorithm',
-           'ModelConfig', 'PeftConfig', 'DatasetConfig', 'TrainingConfig', 'SFTParams', 'DPOParams', 'GRPOParams',
-           'PPOParams', 'RewardConfig', 'BackendConfig', 'UnifiedConfig', 'SFTConfig', 'config_from_dict', 'save_yaml',
-           'load_yaml', 'resolve_key', 'apply_overrides', 'parse_set', 'make_config', 'resolved_grpo']
+__all__ = ['PRECISIONS', 'SCHEDULERS', 'DPO_LOSS_TYPES', 'GRPO_LOSS_TYPES', 'SCALE_REWARDS', 'BACKENDS', 'KINDS', 'DATA_KINDS',
+           'ALGORITHMS', 'GRPO_FAMILY', 'GRPO_PRESETS', 'ConfigError', 'ConfigWarning', 'ModelConfig', 'PeftParams',
+           'DatasetConfig', 'TrainingConfig', 'SFTParams', 'DPOParams', 'GRPOParams', 'RLOOParams', 'KTOParams',
+           'ORPOParams', 'SimPOParams', 'PPOParams', 'RewardConfig', 'BackendConfig', 'Algorithm',
+           'normalize_algorithm', 'get_algorithm', 'algorithms', 'UnifiedConfig', 'config_from_dict', 'save_yaml',
+           'load_yaml', 'resolve_key', 'apply_overrides', 'parse_set', 'make_config', 'resolved_settings',
+           'completion_length']
 
 # %% ../nbs/00_config.ipynb #ad201f2d
 class ConfigError(ValueError):
@@ -39,20 +41,6 @@ def _bad(field_name, value, expected, fix=None):
     msg = f"{field_name}={value!r} is not valid: expected {expected}."
     if fix: msg += f" {fix}"
     return ConfigError(msg)
-
-# %% ../nbs/00_config.ipynb #ddb1977a
-ALGORITHMS = ("sft", "dpo", "ppo", "grpo", "gspo", "dapo", "dr_grpo")
-GRPO_FAMILY = ("grpo", "gspo", "dapo", "dr_grpo")
-RL_ALGORITHMS = ("dpo", "ppo") + GRPO_FAMILY
-
-def normalize_algorithm(name) -> str:
-    "Canonical algorithm name for any common spelling; raises `ConfigError` listing the choices."
-    if not isinstance(name, str) or not name.strip():
-        raise _bad("algorithm", name, f"one of {', '.join(ALGORITHMS)}")
-    key = re.sub(r"[\s\-\._]+", "", name.strip().lower())
-    canon = {a.replace("_", ""): a for a in ALGORITHMS}
-    if key in canon: return canon[key]
-    raise _bad("algorithm", name, f"one of {', '.join(ALGORITHMS)}", _did_you_mean(key, ALGORITHMS).strip() or None)
 
 # %% ../nbs/00_config.ipynb #822bfb55
 def _check_choice(name, value, choices, allow_none=False):
@@ -99,7 +87,7 @@ class ModelConfig:
 
 # %% ../nbs/00_config.ipynb #893bf7c0
 @dataclass
-class PeftConfig:
+class PeftParams:
     "LoRA / QLoRA adapters (off means a full fine-tune)."
     enabled: bool = False  # train LoRA adapters instead of all weights
     method: str = "lora"  # 'lora', or 'qlora' (4-bit base; needs a CUDA GPU and bitsandbytes)
@@ -221,6 +209,21 @@ class DPOParams:
 GRPO_LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 SCALE_REWARDS = ("group", "batch", "none")
 
+def _check_sampling(p, group):
+    "Checks shared by the groups that sample groups of completions (`grpo`, `rloo`)."
+    _check_num(f"{group}.num_generations", p.num_generations, lo=2, integer=True, fix="Completions are compared within a group; use at least 2 (4-16 is typical).")
+    _check_num(f"{group}.max_completion_length", p.max_completion_length, lo=1, integer=True)
+    _check_num(f"{group}.temperature", p.temperature, lo=0, lo_open=True)
+    _check_num(f"{group}.top_p", p.top_p, lo=0, hi=1, lo_open=True)
+    _check_num(f"{group}.top_k", p.top_k, lo=0, integer=True, allow_none=True)
+    _check_num(f"{group}.num_iterations", p.num_iterations, lo=1, integer=True)
+    _check_num(f"{group}.steps_per_generation", p.steps_per_generation, lo=1, integer=True, allow_none=True)
+    _check_num(f"{group}.generation_batch_size", p.generation_batch_size, lo=1, integer=True, allow_none=True)
+    _check_num(f"{group}.beta", p.beta, lo=0, allow_none=True)
+    _check_num(f"{group}.epsilon", p.epsilon, lo=0, lo_open=True, allow_none=True)
+    _check_num(f"{group}.epsilon_high", p.epsilon_high, lo=0, lo_open=True, allow_none=True)
+    if p.mask_truncated_completions is not None: _check_bool(f"{group}.mask_truncated_completions", p.mask_truncated_completions)
+
 @dataclass
 class GRPOParams:
     "The GRPO family: grpo, gspo, dapo and dr_grpo (None = take the preset's value)."
@@ -240,28 +243,68 @@ class GRPOParams:
     scale_rewards: str | None = None  # 'group', 'batch' or 'none' (Dr. GRPO does not divide by the std)
     mask_truncated_completions: bool | None = None  # drop completions that hit max_completion_length from the loss
     def __post_init__(self):
-        _check_num("grpo.num_generations", self.num_generations, lo=2, integer=True, fix="GRPO compares completions within a group; use at least 2 (4-16 is typical).")
-        _check_num("grpo.max_completion_length", self.max_completion_length, lo=1, integer=True)
-        _check_num("grpo.temperature", self.temperature, lo=0, lo_open=True)
-        _check_num("grpo.top_p", self.top_p, lo=0, hi=1, lo_open=True)
-        _check_num("grpo.top_k", self.top_k, lo=0, integer=True, allow_none=True)
-        _check_num("grpo.num_iterations", self.num_iterations, lo=1, integer=True)
-        _check_num("grpo.steps_per_generation", self.steps_per_generation, lo=1, integer=True, allow_none=True)
-        _check_num("grpo.generation_batch_size", self.generation_batch_size, lo=1, integer=True, allow_none=True)
-        _check_num("grpo.beta", self.beta, lo=0, allow_none=True)
-        _check_num("grpo.epsilon", self.epsilon, lo=0, lo_open=True, allow_none=True)
-        _check_num("grpo.epsilon_high", self.epsilon_high, lo=0, lo_open=True, allow_none=True)
+        _check_sampling(self, "grpo")
         _check_choice("grpo.loss_type", self.loss_type, GRPO_LOSS_TYPES, allow_none=True)
         _check_choice("grpo.importance_sampling_level", self.importance_sampling_level, ("token", "sequence"), allow_none=True)
         if isinstance(self.scale_rewards, bool): self.scale_rewards = "group" if self.scale_rewards else "none"
         _check_choice("grpo.scale_rewards", self.scale_rewards, SCALE_REWARDS, allow_none=True)
-        if self.mask_truncated_completions is not None: _check_bool("grpo.mask_truncated_completions", self.mask_truncated_completions)
+
+# %% ../nbs/00_config.ipynb #cd6e86e0
+@dataclass
+class RLOOParams:
+    "REINFORCE leave-one-out (TRL's RLOOTrainer)."
+    num_generations: int = 4  # completions sampled per prompt; each one's baseline is the mean of the others
+    max_completion_length: int = 64  # longest completion in tokens
+    temperature: float = 1.0  # sampling temperature
+    top_p: float = 1.0  # nucleus sampling
+    top_k: int | None = None  # top-k sampling (None: off)
+    num_iterations: int = 1  # policy updates per generation batch
+    steps_per_generation: int | None = None  # optimizer steps per generation batch (None: gradient_accumulation_steps)
+    generation_batch_size: int | None = None  # completions generated at once (None: batch_size x steps_per_generation)
+    beta: float | None = 0.05  # KL coefficient to the reference model (0: no reference model)
+    epsilon: float | None = 0.2  # clip range of the importance ratio
+    epsilon_high: float | None = None  # upper clip range (None: epsilon)
+    normalize_advantages: bool = False  # divide the advantages by their batch std
+    mask_truncated_completions: bool | None = False  # drop completions that hit max_completion_length from the loss
+    def __post_init__(self):
+        _check_sampling(self, "rloo")
+        _check_bool("rloo.normalize_advantages", self.normalize_advantages)
+
+# %% ../nbs/00_config.ipynb #5e2c9ac2
+@dataclass
+class KTOParams:
+    "Kahneman-Tversky optimisation: unpaired good/bad completions."
+    beta: float = 0.1  # strength of the pull towards the reference model
+    desirable_weight: float = 1.0  # loss weight of completions labelled good
+    undesirable_weight: float = 1.0  # loss weight of completions labelled bad (raise it when bad rows are rarer)
+    def __post_init__(self):
+        _check_num("kto.beta", self.beta, lo=0, lo_open=True, fix="Typical values are 0.05-0.5.")
+        _check_num("kto.desirable_weight", self.desirable_weight, lo=0, lo_open=True)
+        _check_num("kto.undesirable_weight", self.undesirable_weight, lo=0, lo_open=True)
+
+@dataclass
+class ORPOParams:
+    "Odds-ratio preference optimisation: SFT plus a preference term, no reference model."
+    beta: float = 0.1  # weight of the odds-ratio term (lambda in the ORPO paper)
+    def __post_init__(self):
+        _check_num("orpo.beta", self.beta, lo=0, lo_open=True, fix="The ORPO paper uses 0.1-0.25.")
+
+@dataclass
+class SimPOParams:
+    "SimPO: length-normalised preference margin, no reference model (TRL's CPO trainer)."
+    beta: float = 2.0  # scale of the length-normalised log-probability difference (the SimPO paper uses 2-2.5)
+    simpo_gamma: float = 0.5  # target reward margin
+    cpo_alpha: float = 0.0  # weight of an NLL term on the chosen answers (0: pure SimPO; > 0: CPO-SimPO)
+    def __post_init__(self):
+        _check_num("simpo.beta", self.beta, lo=0, lo_open=True)
+        _check_num("simpo.simpo_gamma", self.simpo_gamma, lo=0)
+        _check_num("simpo.cpo_alpha", self.cpo_alpha, lo=0)
 
 # %% ../nbs/00_config.ipynb #94ba019b
 @dataclass
 class PPOParams:
     "aligntune's own PPO engine."
-    response_length: int = 64  # longest sampled response in tokens
+    max_completion_length: int = 64  # longest sampled response in tokens (the original API calls it response_length)
     temperature: float = 0.7  # sampling temperature, used for every log-prob (reference included)
     kl_coef: float = 0.05  # KL penalty coefficient (initial value when adaptive)
     kl_estimator: str = "k1"  # 'k1' (log-ratio) or 'k3' (non-negative, lower variance)
@@ -279,7 +322,7 @@ class PPOParams:
     value_mode: str = "adapter"  # 'adapter' (value LoRA on the shared base), 'shared' (head on the policy) or 'model' (separate value model)
     critic_learning_rate: float | None = None  # learning rate of the value model/head (None: training.learning_rate)
     def __post_init__(self):
-        _check_num("ppo.response_length", self.response_length, lo=1, integer=True)
+        _check_num("ppo.max_completion_length", self.max_completion_length, lo=1, integer=True)
         _check_num("ppo.temperature", self.temperature, lo=0, lo_open=True)
         _check_num("ppo.kl_coef", self.kl_coef, lo=0)
         _check_choice("ppo.kl_estimator", self.kl_estimator, ("k1", "k3"))
@@ -322,35 +365,117 @@ class BackendConfig:
         _check_bool("backend.fallback", self.fallback)
 
 # %% ../nbs/00_config.ipynb #2c959aa3
-GRPO_PRESETS = {
-    "grpo":    dict(loss_type="grpo", importance_sampling_level="token", scale_rewards="group", beta=0.04,
-                    epsilon=0.2, epsilon_high=0.2, mask_truncated_completions=False, steps_per_generation=None),
-    "dapo":    dict(loss_type="dapo", importance_sampling_level="token", scale_rewards="group", beta=0.0,
-                    epsilon=0.2, epsilon_high=0.28, mask_truncated_completions=True, steps_per_generation=None),
-    "dr_grpo": dict(loss_type="dr_grpo", importance_sampling_level="token", scale_rewards="none", beta=0.0,
-                    epsilon=0.2, epsilon_high=0.2, mask_truncated_completions=False, steps_per_generation=None),
-    "gspo":    dict(loss_type="grpo", importance_sampling_level="sequence", scale_rewards="group", beta=0.0,
-                    epsilon=3e-4, epsilon_high=4e-4, mask_truncated_completions=False, steps_per_generation=4),
-}
+KINDS = ("supervised", "preference", "online_rl")
+DATA_KINDS = ("text", "pairs", "unpaired", "prompts")
+
+@dataclass(frozen=True, eq=False)
+class Algorithm:
+    "Everything aligntune knows about one algorithm; modules ask this record instead of testing names."
+    name: str  # canonical name, e.g. 'dr_grpo'
+    title: str  # how people write it, e.g. 'Dr. GRPO'
+    kind: str  # 'supervised', 'preference' (learns from labelled rows) or 'online_rl' (samples and scores completions)
+    data: str  # rows it trains on: 'text', 'pairs' (prompt/chosen/rejected), 'unpaired' (prompt/completion/label) or 'prompts'
+    settings: str  # the config group holding its settings
+    engines: dict  # backend -> trainer class name in that backend's module
+    needs_reward: bool = False  # trains on reward functions or a reward model
+    length: str | None = None  # dotted config key of the longest generated completion
+    plots: tuple = ()  # metric keys worth plotting, most telling first ('*' matches any text)
+    preset: dict = field(default_factory=dict)  # values for the group's fields left at None
+    summary: str = ""  # one line for menus and docs
+    def __repr__(self): return f"Algorithm({self.name!r}, kind={self.kind!r}, data={self.data!r}, settings={self.settings!r})"
+
+# %% ../nbs/00_config.ipynb #10c29814
+_PREF_PLOTS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "grad_norm")
+_GRPO_PLOTS = ("reward", "rewards/*/mean", "reward_std", "kl", "completions/mean_length", "completions/clipped_ratio",
+               "frac_reward_zero_std", "entropy")
+_GRPO_ENGINES = {"trl": "TRLGRPOTrainer", "unsloth": "UnslothGRPOTrainer"}
+_GRPO_LEN = "grpo.max_completion_length"
+
+def _grpo_preset(loss_type, scale_rewards, beta, epsilon_high, mask_truncated, level="token", epsilon=0.2, steps_per_generation=None):
+    return dict(loss_type=loss_type, importance_sampling_level=level, scale_rewards=scale_rewards, beta=beta, epsilon=epsilon,
+                epsilon_high=epsilon_high, mask_truncated_completions=mask_truncated, steps_per_generation=steps_per_generation)
+
+ALGORITHMS = {a.name: a for a in [
+    Algorithm("sft", "SFT", "supervised", "text", "sft", {"trl": "TRLSFTTrainer", "unsloth": "UnslothSFTTrainer"},
+              plots=("loss", "mean_token_accuracy", "grad_norm", "entropy"),
+              summary="supervised fine-tuning on text, conversations or prompt/completion pairs"),
+    Algorithm("dpo", "DPO", "preference", "pairs", "dpo", {"trl": "TRLDPOTrainer", "unsloth": "UnslothDPOTrainer"},
+              plots=_PREF_PLOTS, summary="direct preference optimisation on chosen/rejected pairs, against a frozen reference"),
+    Algorithm("kto", "KTO", "preference", "unpaired", "kto", {"trl": "TRLKTOTrainer"},
+              plots=("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "kl", "grad_norm"),
+              summary="Kahneman-Tversky optimisation on completions labelled good or bad (pairs are split into labelled rows)"),
+    Algorithm("orpo", "ORPO", "preference", "pairs", "orpo", {"trl": "TRLORPOTrainer"},
+              plots=("loss", "rewards/margins", "rewards/accuracies", "log_odds_ratio", "nll_loss", "grad_norm"),
+              summary="odds-ratio preference optimisation: SFT plus a preference term, no reference model"),
+    Algorithm("simpo", "SimPO", "preference", "pairs", "simpo", {"trl": "TRLSimPOTrainer"},
+              plots=_PREF_PLOTS, summary="SimPO: length-normalised preference margin with a target gap, no reference model"),
+    Algorithm("ppo", "PPO", "online_rl", "prompts", "ppo", {"trl": "TRLPPOTrainer", "unsloth": "TRLPPOTrainer"},
+              needs_reward=True, length="ppo.max_completion_length",
+              plots=("objective/scores", "objective/rlhf_reward", "objective/kl", "loss/policy_avg", "loss/value_avg",
+                     "policy/clipfrac_avg", "objective/entropy"),
+              summary="aligntune's PPO engine: a value model, GAE and a clipped policy loss"),
+    Algorithm("rloo", "RLOO", "online_rl", "prompts", "rloo", {"trl": "TRLRLOOTrainer"}, needs_reward=True,
+              length="rloo.max_completion_length", plots=_GRPO_PLOTS,
+              summary="REINFORCE leave-one-out: each completion's baseline is the mean reward of the others in its group"),
+    Algorithm("grpo", "GRPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
+              preset=_grpo_preset("grpo", "group", 0.04, 0.2, False),
+              summary="group-relative policy optimisation: advantages from the group's mean and std, a KL term"),
+    Algorithm("gspo", "GSPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
+              preset=_grpo_preset("grpo", "group", 0.0, 4e-4, False, level="sequence", epsilon=3e-4, steps_per_generation=4),
+              summary="group sequence policy optimisation: a sequence-level importance ratio"),
+    Algorithm("dapo", "DAPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
+              preset=_grpo_preset("dapo", "group", 0.0, 0.28, True),
+              summary="DAPO: clip-higher, token-level loss, no KL, truncated completions left out"),
+    Algorithm("dr_grpo", "Dr. GRPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
+              preset=_grpo_preset("dr_grpo", "none", 0.0, 0.2, False),
+              summary="GRPO done right: no std scaling, a constant loss normaliser"),
+]}
+
+# %% ../nbs/00_config.ipynb #8d527716
+def normalize_algorithm(name) -> str:
+    "Canonical algorithm name for any common spelling; raises `ConfigError` listing the choices."
+    if isinstance(name, Algorithm): return name.name
+    if not isinstance(name, str) or not name.strip():
+        raise _bad("algorithm", name, f"one of {', '.join(ALGORITHMS)}")
+    key = re.sub(r"[\s\-\._]+", "", name.strip().lower())
+    canon = {a.replace("_", ""): a for a in ALGORITHMS}
+    if key in canon: return canon[key]
+    raise _bad("algorithm", name, f"one of {', '.join(ALGORITHMS)}", _did_you_mean(key, ALGORITHMS).strip() or None)
+
+def get_algorithm(name) -> Algorithm:
+    "The table entry for `name` (any spelling)."
+    return ALGORITHMS[normalize_algorithm(name)]
+
+def algorithms(kind: str | None = None, backend: str | None = None) -> list:
+    "Names of the algorithms, optionally only those of one `kind` or with an engine on `backend`."
+    return [a.name for a in ALGORITHMS.values() if (kind is None or a.kind == kind) and (backend is None or backend in a.engines)]
+
+# Groupings derived from the table, for readers that want a name list
+GRPO_FAMILY = tuple(a.name for a in ALGORITHMS.values() if a.settings == "grpo")
+GRPO_PRESETS = {a.name: a.preset for a in ALGORITHMS.values() if a.settings == "grpo"}
 
 # %% ../nbs/00_config.ipynb #d8f7507b
-_GROUPS = {"model": ModelConfig, "dataset": DatasetConfig, "training": TrainingConfig, "peft": PeftConfig,
-           "sft": SFTParams, "dpo": DPOParams, "grpo": GRPOParams, "ppo": PPOParams, "backend": BackendConfig}
-_ALGO_GROUP = {"sft": "sft", "dpo": "dpo", "ppo": "ppo", "grpo": "grpo", "gspo": "grpo", "dapo": "grpo", "dr_grpo": "grpo"}
+_GROUPS = {"model": ModelConfig, "dataset": DatasetConfig, "training": TrainingConfig, "peft": PeftParams,
+           "sft": SFTParams, "dpo": DPOParams, "kto": KTOParams, "orpo": ORPOParams, "simpo": SimPOParams,
+           "grpo": GRPOParams, "rloo": RLOOParams, "ppo": PPOParams, "backend": BackendConfig}
 
 @dataclass
 class UnifiedConfig:
     "Everything one training run needs, for any algorithm."
-    algorithm: str = "grpo"  # sft, dpo, ppo, grpo, gspo, dapo or dr_grpo
+    algorithm: str = "grpo"  # a name from the algorithm table: sft, dpo, kto, orpo, simpo, ppo, rloo, grpo, gspo, dapo or dr_grpo
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
+    peft: PeftParams = field(default_factory=PeftParams)
     sft: SFTParams = field(default_factory=SFTParams)
     dpo: DPOParams = field(default_factory=DPOParams)
+    kto: KTOParams = field(default_factory=KTOParams)
+    orpo: ORPOParams = field(default_factory=ORPOParams)
+    simpo: SimPOParams = field(default_factory=SimPOParams)
     grpo: GRPOParams = field(default_factory=GRPOParams)
+    rloo: RLOOParams = field(default_factory=RLOOParams)
     ppo: PPOParams = field(default_factory=PPOParams)
-    rewards: list = field(default_factory=list)  # reward functions (RewardConfig or dicts) for the GRPO family and PPO
+    rewards: list = field(default_factory=list)  # reward functions (RewardConfig or dicts) for the algorithms that need a reward
     reward_model_name: str | None = None  # a sequence-classification reward model (hub id or folder)
     backend: BackendConfig = field(default_factory=BackendConfig)
 
@@ -365,9 +490,14 @@ class UnifiedConfig:
         self.validate()
 
     @property
+    def spec(self) -> Algorithm:
+        "This config's entry in the algorithm table."
+        return ALGORITHMS[self.algorithm]
+
+    @property
     def params(self):
-        "The parameter group of this config's algorithm (e.g. `grpo` for dapo)."
-        return getattr(self, _ALGO_GROUP[self.algorithm])
+        "The settings group this config's algorithm reads (e.g. `grpo` for dapo)."
+        return getattr(self, self.spec.settings)
 
     def validate(self):
         "Cross-field checks; raises `ConfigError`, warns `ConfigWarning` on contradictory combinations."
@@ -381,19 +511,15 @@ class UnifiedConfig:
     @classmethod
     def from_yaml(cls, path_or_text): return load_yaml(path_or_text, cls)
 
-@dataclass
-class SFTConfig(UnifiedConfig):
-    "A supervised fine-tuning run."
-    algorithm: str = "sft"  # always 'sft'
-    def __post_init__(self):
-        super().__post_init__()
-        if self.algorithm != "sft": raise _bad("algorithm", self.algorithm, "'sft' for an SFTConfig", "Use UnifiedConfig for RL algorithms.")
-
 # %% ../nbs/00_config.ipynb #fb1496d1
+# other spellings people already use, accepted on input and written back under the one name
+_ALIASES = {("ppo", "response_length"): "max_completion_length"}
+
 def _from_dict(cls, d, where):
     "Build dataclass `cls` from mapping `d`; unknown keys fail with a did-you-mean."
     if not isinstance(d, dict): raise _bad(where, d, f"a mapping of {cls.__name__} fields")
     names = [f.name for f in fields(cls)]
+    d = {_ALIASES.get((where, k), k): v for k, v in d.items()}
     for k in d:
         if k not in names:
             raise ConfigError(f"Unknown key {where + '.' if where else ''}{k!r} in {cls.__name__}.{_did_you_mean(k, names)} "
@@ -419,12 +545,11 @@ def _to_dict(cfg):
     return d
 
 def config_from_dict(d: dict, cls=None):
-    "A `UnifiedConfig` (or `SFTConfig` for algorithm 'sft') from a nested or dotted-key mapping."
+    "A `UnifiedConfig` from a nested or dotted-key mapping."
     if isinstance(d, UnifiedConfig): return d
     if not isinstance(d, dict): raise _bad("config", type(d).__name__, "a mapping, a YAML path or a config object")
     d = _undot(d)
-    if cls is None: cls = SFTConfig if normalize_algorithm(d.get("algorithm", "grpo")) == "sft" else UnifiedConfig
-    return _from_dict(cls, d, "")
+    return _from_dict(cls or UnifiedConfig, d, "")
 
 def _undot(d):
     "Turn {'training.learning_rate': 1e-4} into {'training': {'learning_rate': 1e-4}}."
@@ -491,15 +616,17 @@ def resolve_key(key: str, algorithm: str = "grpo") -> str:
         g, f = key.split(".", 1)
         if g not in _GROUPS: raise ConfigError(f"Unknown config group {g!r} in {key!r}.{_did_you_mean(g, _GROUPS)} Groups: {', '.join(_GROUPS)}.")
         names = [x.name for x in fields(_GROUPS[g])]
+        f = _ALIASES.get((g, f), f); key = f"{g}.{f}"
         if f not in names: raise ConfigError(f"Unknown key {key!r}.{_did_you_mean(f, names)} Keys of {g}: {', '.join(names)}.")
         return key
     if key in _SHORTCUTS: return _SHORTCUTS[key]
+    own = get_algorithm(algorithm).settings
+    key = _ALIASES.get((own, key), key)
     m = _flat_fields()
     if key not in m:
         raise ConfigError(f"Unknown setting {key!r}.{_did_you_mean(key, list(m) + list(_SHORTCUTS))} "
                           "Use a field name such as learning_rate or num_generations, or a dotted path such as grpo.beta.")
     groups = m[key]
-    own = _ALGO_GROUP[normalize_algorithm(algorithm)]
     if own in groups: return f"{own}.{key}"
     if len(groups) == 1: return f"{groups[0]}.{key}"
     raise ConfigError(f"{key!r} is ambiguous for algorithm {algorithm!r}: it exists in {', '.join(groups)}. Use a dotted path such as {groups[0]}.{key}.")
@@ -514,7 +641,7 @@ def apply_overrides(cfg, overrides: dict):
         if k in ("rewards", "reward_model_name"): d[k] = v; continue
         g, f = resolve_key(k, algo).split(".", 1)
         d[g][f] = v
-    return config_from_dict(d, type(cfg) if algo != "sft" or isinstance(cfg, SFTConfig) else SFTConfig)
+    return config_from_dict(d, type(cfg))
 
 def parse_set(items) -> dict:
     "Parse CLI `--set key=value` items; values are read as YAML scalars (numbers, true/false, null, lists)."
@@ -532,60 +659,67 @@ def make_config(config=None, algorithm=None, **overrides):
     elif isinstance(config, dict): cfg = config_from_dict({**config, **({"algorithm": algorithm} if algorithm else {})})
     elif isinstance(config, (str, Path)): cfg = load_yaml(config)
     else: raise _bad("config", type(config).__name__, "a config object, a dict or a YAML path")
-    if cfg is None:
-        algo = normalize_algorithm(algorithm or "grpo")
-        cfg = SFTConfig() if algo == "sft" else UnifiedConfig(algorithm=algo)
+    if cfg is None: cfg = UnifiedConfig(algorithm=normalize_algorithm(algorithm or "grpo"))
     if algorithm: overrides = {"algorithm": algorithm, **overrides}
     overrides = {k: v for k, v in overrides.items() if v is not None or k in ("max_steps",)}
     return apply_overrides(cfg, overrides) if overrides else cfg.validate()
 
 # %% ../nbs/00_config.ipynb #47b8f649
-def resolved_grpo(cfg) -> dict:
-    "The GRPO-family knobs after the preset is applied: explicit fields win, `None` takes the preset."
-    p = cfg.grpo
-    preset = GRPO_PRESETS.get(cfg.algorithm, GRPO_PRESETS["grpo"])
-    out = asdict(p)
-    for k, v in preset.items():
+def resolved_settings(cfg) -> dict:
+    "The algorithm's settings group after its preset is applied: explicit fields win, `None` takes the preset."
+    spec = cfg.spec
+    out = asdict(cfg.params)
+    for k, v in spec.preset.items():
         if out.get(k) is None: out[k] = v
-    if out["epsilon_high"] is None: out["epsilon_high"] = out["epsilon"]
+    if "epsilon_high" in out and out["epsilon_high"] is None: out["epsilon_high"] = out.get("epsilon")
     return out
 
-def _validate(cfg):
+def completion_length(cfg) -> int | None:
+    "The longest completion the algorithm generates (None for algorithms that do not generate)."
+    spec = cfg.spec
+    return resolved_settings(cfg)[spec.length.split(".", 1)[1]] if spec.length else None
+
+def _check_groups(cfg, g):
+    "Batch arithmetic of the algorithms that sample a group of completions per prompt."
+    t, grp = cfg.training, cfg.spec.settings
+    n = g["num_generations"]
+    spg = g["steps_per_generation"] or t.gradient_accumulation_steps
+    gen_bs = g["generation_batch_size"] or t.batch_size * spg
+    if gen_bs % n:
+        ok = [b for b in range(n, 4 * n + 1, n)][:3]
+        divs = [d for d in range(2, gen_bs + 1) if gen_bs % d == 0][:4]
+        src = (f"{grp}.generation_batch_size={gen_bs}" if g["generation_batch_size"] else
+               f"training.batch_size={t.batch_size} x steps_per_generation={spg} = {gen_bs} completions per generation")
+        raise ConfigError(f"{src} is not divisible by {grp}.num_generations={n}: every prompt needs a full group of {n} completions. "
+                          f"Use training.batch_size in {ok} (with steps_per_generation={spg}) or num_generations in {divs}.")
+    if g["epsilon_high"] is not None and g["epsilon"] is not None and g["epsilon_high"] < g["epsilon"]:
+        raise ConfigError(f"{grp}.epsilon_high={g['epsilon_high']} is below {grp}.epsilon={g['epsilon']}: the upper clip must be >= the lower one. "
+                          "Set epsilon_high >= epsilon (DAPO uses 0.2 / 0.28).")
+
+def _lint_grpo(cfg, g):
+    "Combinations of the GRPO knobs that run but contradict each other."
     t, algo = cfg.training, cfg.algorithm
-    if algo in GRPO_FAMILY:
-        g = resolved_grpo(cfg)
-        n = g["num_generations"]
-        spg = g["steps_per_generation"] or t.gradient_accumulation_steps
-        gen_bs = g["generation_batch_size"] or t.batch_size * spg
-        if gen_bs % n:
-            ok = [b for b in range(n, 4 * n + 1, n)][:3]
-            divs = [d for d in range(2, gen_bs + 1) if gen_bs % d == 0][:4]
-            src = (f"grpo.generation_batch_size={gen_bs}" if g["generation_batch_size"] else
-                   f"training.batch_size={t.batch_size} x steps_per_generation={spg} = {gen_bs} completions per generation")
-            raise ConfigError(f"{src} is not divisible by grpo.num_generations={n}: every prompt needs a full group of {n} completions. "
-                              f"Use training.batch_size in {ok} (with steps_per_generation={spg}) or num_generations in {divs}.")
-        if g["epsilon_high"] < g["epsilon"]:
-            raise ConfigError(f"grpo.epsilon_high={g['epsilon_high']} is below grpo.epsilon={g['epsilon']}: the upper clip must be >= the lower one. "
-                              "Set epsilon_high >= epsilon (DAPO uses 0.2 / 0.28).")
-        if g["importance_sampling_level"] == "sequence" and g["loss_type"] in ("dapo", "bnpo", "dr_grpo"):
-            warnings.warn(f"grpo.importance_sampling_level='sequence' with loss_type={g['loss_type']!r}: a sequence-level ratio with a "
-                          "token-summed loss weights each sequence by its length (see huggingface/trl#3823). GSPO uses loss_type='grpo'.", ConfigWarning)
-        if g["importance_sampling_level"] == "sequence" and g["num_iterations"] == 1 and (g["steps_per_generation"] or t.gradient_accumulation_steps) == 1:
-            warnings.warn("GSPO with num_iterations=1 and steps_per_generation=1 is on-policy: the sequence ratio is always 1 and GSPO "
-                          "behaves like GRPO. Set steps_per_generation > 1 or num_iterations > 1.", ConfigWarning)
-        if algo == "dr_grpo" and g["scale_rewards"] != "none":
-            warnings.warn(f"dr_grpo with scale_rewards={g['scale_rewards']!r}: Dr. GRPO's point is not dividing advantages by the group std. "
-                          "Use scale_rewards='none'.", ConfigWarning)
-        if g["loss_type"] == "dr_grpo" and algo != "dr_grpo" and g["scale_rewards"] != "none":
-            warnings.warn("loss_type='dr_grpo' with std scaling mixes Dr. GRPO's normaliser with GRPO's scaling; set scale_rewards='none'.", ConfigWarning)
-        if g["max_completion_length"] + 8 > cfg.model.max_seq_length:
-            raise ConfigError(f"grpo.max_completion_length={g['max_completion_length']} does not fit model.max_seq_length={cfg.model.max_seq_length} "
-                              "with room for a prompt. Raise model.max_seq_length or lower max_completion_length.")
-    if algo == "ppo" and cfg.ppo.response_length + 8 > cfg.model.max_seq_length:
-        raise ConfigError(f"ppo.response_length={cfg.ppo.response_length} does not fit model.max_seq_length={cfg.model.max_seq_length}. "
-                          "Raise model.max_seq_length or lower ppo.response_length.")
-    if algo in GRPO_FAMILY + ("ppo",) and not cfg.rewards and not cfg.reward_model_name:
-        pass  # rewards may still arrive as Python callables through create_rl_trainer; the trainer checks again
+    if g["importance_sampling_level"] == "sequence" and g["loss_type"] in ("dapo", "bnpo", "dr_grpo"):
+        warnings.warn(f"grpo.importance_sampling_level='sequence' with loss_type={g['loss_type']!r}: a sequence-level ratio with a "
+                      "token-summed loss weights each sequence by its length (see huggingface/trl#3823). GSPO uses loss_type='grpo'.", ConfigWarning)
+    if g["importance_sampling_level"] == "sequence" and g["num_iterations"] == 1 and (g["steps_per_generation"] or t.gradient_accumulation_steps) == 1:
+        warnings.warn("GSPO with num_iterations=1 and steps_per_generation=1 is on-policy: the sequence ratio is always 1 and GSPO "
+                      "behaves like GRPO. Set steps_per_generation > 1 or num_iterations > 1.", ConfigWarning)
+    if cfg.spec.preset.get("scale_rewards") == "none" and g["scale_rewards"] != "none":
+        warnings.warn(f"{algo} with scale_rewards={g['scale_rewards']!r}: Dr. GRPO's point is not dividing advantages by the group std. "
+                      "Use scale_rewards='none'.", ConfigWarning)
+    elif g["loss_type"] == "dr_grpo" and g["scale_rewards"] != "none":
+        warnings.warn("loss_type='dr_grpo' with std scaling mixes Dr. GRPO's normaliser with GRPO's scaling; set scale_rewards='none'.", ConfigWarning)
+
+def _validate(cfg):
+    spec = cfg.spec
+    g = resolved_settings(cfg)
+    if "num_generations" in g: _check_groups(cfg, g)
+    if "importance_sampling_level" in g: _lint_grpo(cfg, g)
+    n = completion_length(cfg)
+    if n is not None and n + 8 > cfg.model.max_seq_length:
+        raise ConfigError(f"{spec.length}={n} does not fit model.max_seq_length={cfg.model.max_seq_length} "
+                          f"with room for a prompt. Raise model.max_seq_length or lower {spec.length}.")
     if cfg.peft.method == "qlora" and not cfg.peft.enabled:
         raise ConfigError("peft.method='qlora' with peft.enabled=false: QLoRA trains adapters. Set peft.enabled=true or method='lora'.")
     if cfg.dataset.eval_size and cfg.dataset.eval_split:
