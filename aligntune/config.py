@@ -409,7 +409,7 @@ ALGORITHMS = {a.name: a for a in [
               summary="odds-ratio preference optimisation: SFT plus a preference term, no reference model"),
     Algorithm("simpo", "SimPO", "preference", "pairs", "simpo", {"trl": "TRLSimPOTrainer"},
               plots=_PREF_PLOTS, summary="SimPO: length-normalised preference margin with a target gap, no reference model"),
-    Algorithm("ppo", "PPO", "online_rl", "prompts", "ppo", {"trl": "TRLPPOTrainer", "unsloth": "TRLPPOTrainer"},
+    Algorithm("ppo", "PPO", "online_rl", "prompts", "ppo", {"trl": "TRLPPOTrainer"},
               needs_reward=True, length="ppo.max_completion_length",
               plots=("objective/scores", "objective/rlhf_reward", "objective/kl", "loss/policy_avg", "loss/value_avg",
                      "policy/clipfrac_avg", "objective/entropy"),
@@ -581,9 +581,8 @@ def save_yaml(cfg, path=None) -> str:
     import yaml
     text = yaml.safe_dump(_to_dict(cfg), sort_keys=False, default_flow_style=False, allow_unicode=True)
     if path is not None:
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text); os.replace(tmp, path)
+        from aligntune.runs import atomic_write  # the one atomic writer (runs imports config, so not at the top)
+        atomic_write(path, text)
     return text
 
 def load_yaml(path_or_text, cls=None):

@@ -6,13 +6,13 @@ Docs: https://aligntune.github.io/aligntune/nbs/runs.html.md"""
 
 # %% ../nbs/03_runs.ipynb #2767a543
 from __future__ import annotations
-import json, os, math, time
+import json, os, math, time, shutil, tempfile
 from pathlib import Path
-from .config import UnifiedConfig, save_yaml, load_yaml, _to_dict
+from .config import UnifiedConfig, load_yaml, _to_dict, ALGORITHMS
 
 # %% auto #0
-__all__ = ['PLOT_KEYS', 'atomic_write', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs', 'pick_keys', 'plot_metrics',
-           'save_figure']
+__all__ = ['OTHER_PLOT_KEYS', 'atomic_write', 'atomic_dir', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs',
+           'plot_keys', 'pick_keys', 'plot_metrics', 'save_figure']
 
 # %% ../nbs/03_runs.ipynb #9754404b
 def _jsonable(v):
@@ -33,6 +33,23 @@ def atomic_write(path, text: str):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f: f.write(text); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
+
+def atomic_dir(path, write):
+    "Call `write(tmp)` on a fresh folder beside `path`, then move it into place; an interrupt leaves the old `path` or the new one."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(tmp)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            if old.exists(): shutil.rmtree(old)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None: shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    return path
 
 _SECRET_KEYS = ("token", "secret", "password", "api_key", "apikey", "hf_token")
 
@@ -162,20 +179,23 @@ def list_runs(root) -> list:
     return [Run(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime)]
 
 # %% ../nbs/03_runs.ipynb #1d2d21f6
-PLOT_KEYS = {
-    "sft": ["loss", "mean_token_accuracy", "learning_rate", "grad_norm"],
-    "dpo": ["loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "grad_norm"],
-    "grpo": ["reward", "rewards/*/mean", "reward_std", "kl", "completions/mean_length", "completions/clipped_ratio", "frac_reward_zero_std", "entropy"],
-    "ppo": ["objective/scores", "objective/rlhf_reward", "objective/kl", "loss/policy_avg", "loss/value_avg", "policy/clipfrac_avg", "objective/entropy"],
-    "reward": ["loss", "accuracy", "margin"],
-}
-for _a in ("gspo", "dapo", "dr_grpo"): PLOT_KEYS[_a] = PLOT_KEYS["grpo"]
+# curves of runs that are not a training algorithm (reward-model training); the algorithms' come from the table
+OTHER_PLOT_KEYS = {"reward": ("loss", "accuracy", "margin")}
+
+def plot_keys(algorithm=None) -> tuple:
+    "The metric keys worth plotting for `algorithm` (any algorithm's when unknown), most telling first."
+    if algorithm in ALGORITHMS: return ALGORITHMS[algorithm].plots
+    if algorithm in OTHER_PLOT_KEYS: return OTHER_PLOT_KEYS[algorithm]
+    out = []
+    for ks in [a.plots for a in ALGORITHMS.values()] + list(OTHER_PLOT_KEYS.values()):
+        out += [k for k in ks if k not in out]
+    return tuple(out)
 
 def pick_keys(columns, algorithm=None, max_panels=6) -> list:
     "The metric columns worth plotting, in a sensible order."
     import fnmatch
     cols = [c for c in columns if c not in ("step", "epoch", "time")]
-    wanted = PLOT_KEYS.get(algorithm) or [k for ks in PLOT_KEYS.values() for k in ks]
+    wanted = plot_keys(algorithm)
     out = []
     for k in wanted:
         for c in (fnmatch.filter(cols, k) if "*" in k else [k] if k in cols else []):

@@ -33,12 +33,12 @@ def worker_ours(model_dir, mode, updates, seed):
     import torch
     torch.set_num_threads(1)
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftConfig, ModelConfig
+    from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftParams, ModelConfig
     from aligntune.ppo import PPOTrainer
     s = SETTINGS
     tok = AutoTokenizer.from_pretrained(model_dir); model = AutoModelForCausalLM.from_pretrained(model_dir)
     cfg = UnifiedConfig(algorithm="ppo", model=ModelConfig(max_seq_length=64),
-                        peft=PeftConfig(enabled=mode == "lora", r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=0.0),
+                        peft=PeftParams(enabled=mode == "lora", r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=0.0),
                         training=TrainingConfig(output_dir=tempfile.mkdtemp(), batch_size=s["batch_size"], learning_rate=s["learning_rate"],
                                                 max_steps=updates, seed=seed, lr_scheduler_type="constant"),
                         ppo=PPOParams(response_length=R, temperature=s["temperature"], kl_coef=s["kl_coef"],

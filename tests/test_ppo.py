@@ -2,7 +2,7 @@
 import json, math, os
 import pytest
 import torch
-from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftConfig, ModelConfig, ConfigError
+from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftParams, ModelConfig, ConfigError
 from aligntune.ppo_core import (masked_whiten, masked_mean, masked_var, response_masks, kl_penalty, token_rewards, gae,
                                 policy_loss, value_loss, AdaptiveKLController)
 from aligntune.models import char_model
@@ -32,7 +32,7 @@ def make_cfg(tmp_path, peft=True, steps=2, **ppo):
     kw = dict(response_length=8, kl_coef=0.02, num_ppo_epochs=2, num_mini_batches=2)
     kw.update(ppo)
     return UnifiedConfig(algorithm="ppo", model=ModelConfig(max_seq_length=64),
-                         peft=PeftConfig(enabled=peft, r=8, lora_alpha=16, lora_dropout=0.05),
+                         peft=PeftParams(enabled=peft, r=8, lora_alpha=16, lora_dropout=0.05),
                          training=TrainingConfig(output_dir=str(tmp_path / "run"), batch_size=8, learning_rate=1e-2,
                                                  max_steps=steps, seed=0, lr_scheduler_type="constant"),
                          ppo=PPOParams(**kw))

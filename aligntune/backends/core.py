@@ -8,9 +8,10 @@ Docs: https://aligntune.github.io/aligntune/nbs/backends.core.html.md"""
 from __future__ import annotations
 import os, sys, time, importlib, importlib.util, json, shutil
 from pathlib import Path
-from ..config import (ConfigError, UnifiedConfig, SFTConfig, BackendConfig, make_config, normalize_algorithm,
-                              ALGORITHMS, GRPO_FAMILY, _did_you_mean)
-from ..runs import RunWriter, Run, atomic_write
+from ..config import (ConfigError, UnifiedConfig, BackendConfig, make_config, normalize_algorithm, get_algorithm,
+                              ALGORITHMS, _did_you_mean)
+from ..runs import RunWriter, Run, atomic_dir
+from ..callbacks import Dispatcher, RunRecorder, ConsoleProgress
 
 # %% auto #0
 __all__ = ['BACKEND_MODULES', 'BackendError', 'is_main_process', 'TrainerBase', 'SFTTrainerBase', 'RLTrainerBase', 'generate',
@@ -30,65 +31,89 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 class TrainerBase:
-    "The interface every trainer implements: train, evaluate, save_model, generate, push_to_hub."
-    algorithm: str = ""
+    "The interface every trainer implements: train, evaluate, save_model, generate, push_to_hub; events go through `events`."
     backend: str = ""
-    def __init__(self, config: UnifiedConfig, model=None, tokenizer=None, train_dataset=None, eval_dataset=None, callbacks=None):
+    def __init__(self, config: UnifiedConfig, model=None, tokenizer=None, train_dataset=None, eval_dataset=None, callbacks=None,
+                 reward_functions=None, reward_weights=None, quiet: bool = False):
         self.config, self.model, self.tokenizer = config, model, tokenizer
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
-        self.callbacks = list(callbacks or [])
+        self.reward_functions, self.reward_weights = reward_functions, reward_weights
         self.output_dir = Path(config.training.output_dir)
         self.run = RunWriter(self.output_dir, is_main=is_main_process())
+        self.quiet = quiet  # True: no console progress (a live panel shows it instead)
+        self.events = Dispatcher(self, [RunRecorder(self.run)] + ([ConsoleProgress()] if is_main_process() else []))
+        for cb in callbacks or []: self.events.add(cb)
         self.backend_reason = None
         self._stop_requested = False
         if os.environ.get("ALIGNTUNE_QUIET"): _quiet_libraries()
+    # what the table says about this trainer's algorithm
+    @property
+    def algorithm(self) -> str: return self.config.algorithm
+    @property
+    def spec(self): return self.config.spec
     # the engine-specific part
     def check(self):
         "Cheap checks run when the trainer is created (data columns, model path), so mistakes fail before training."
     def setup(self): raise NotImplementedError
     def _train(self) -> dict: raise NotImplementedError
-    # shared behaviour
+    def _global_step(self) -> int: return 0
+    def _total_steps(self) -> int | None: return self.config.training.max_steps
+    # the public face listeners and panels use
+    @property
+    def global_step(self) -> int:
+        "Optimizer steps done so far."
+        return self._global_step()
+    @property
+    def total_steps(self) -> int | None:
+        "Optimizer steps this run will take (known once the trainer is set up)."
+        return self._total_steps()
+    @property
+    def callbacks(self) -> list:
+        "The listeners of this trainer's events, in order (add with `add_callback`)."
+        return list(self.events)
+    def add_callback(self, cb):
+        "Listen to this trainer's events (see `callbacks.EVENTS`); returns `cb`."
+        return self.events.add(cb)
+    def remove_callback(self, cb): self.events.remove(cb)
     def request_stop(self):
         "Ask training to stop after the current step; the model is saved and the run ends cleanly."
         self._stop_requested = True
-    def add_callback(self, cb): self.callbacks.append(cb); return cb
+    def should_stop(self) -> bool:
+        "True once a stop was requested, by `request_stop()` or a listener; engines ask this after every step."
+        if not self._stop_requested and self.events.stop_requested(): self._stop_requested = True
+        return self._stop_requested
     def train(self) -> dict:
         "Train; returns {'global_step', 'metrics', 'output_dir', 'runtime', 'status'}."
         t0 = time.time()
         self.setup()
-        self.run.archive_existing()
-        self.run.write_config(self.config)
-        self.run.update_status(status="running", algorithm=self.algorithm, backend=self.backend, backend_reason=self.backend_reason,
-                               started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        self.events.emit("train_begin")
         status = "finished"
         try:
             res = self._train()
             if self._stop_requested: status = "stopped"
         except KeyboardInterrupt:
-            status, res = "interrupted", {"global_step": self._global_step(), "metrics": {}}
+            status, res = "interrupted", {"global_step": self.global_step, "metrics": {}}
         except Exception as e:
-            self.run.update_status(status="failed", error=f"{type(e).__name__}: {e}")
+            self.events.emit("error", step=self.global_step, error=e)
+            self.events.emit("train_end", status="failed", result={"global_step": self.global_step, "runtime": round(time.time() - t0, 2)})
             raise
-        self.save_model(self.output_dir / "model")
+        if status != "finished":
+            self.events.emit("stop", step=res["global_step"], reason="interrupted" if status == "interrupted" else "stopped on request")
+        path = self.save_model(self.output_dir / "model")
+        self.events.emit("save", step=res["global_step"], path=str(path))
         res = {**res, "output_dir": str(self.output_dir), "runtime": round(time.time() - t0, 2), "status": status}
-        self.run.update_status(status=status, global_step=res["global_step"], final_metrics=res.get("metrics", {}), runtime=res["runtime"])
-        self.run.close()
+        self.events.emit("train_end", status=status, result=res)
+        res.pop("summary", None)
         return res
-    def _global_step(self): return 0
     def save_model(self, path=None):
         "Save the model and tokenizer to `path` (default: the run's `model/` folder) without leaving a half-written folder."
         path = Path(path or self.output_dir / "model")
         if not is_main_process(): return path
         model = self._unwrapped_model()
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        if tmp.exists(): shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
-        if self.tokenizer is not None: self.tokenizer.save_pretrained(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old{os.getpid()}")
-            os.replace(path, old); os.replace(tmp, path); shutil.rmtree(old, ignore_errors=True)
-        else: os.replace(tmp, path)
-        return path
+        def write(tmp):
+            model.save_pretrained(tmp)
+            if self.tokenizer is not None: self.tokenizer.save_pretrained(tmp)
+        return atomic_dir(path, write)
     def _unwrapped_model(self): return self.model
     def generate(self, prompts, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0, **kw) -> list:
         "Completions for `prompts` (strings or chat message lists) from the current model."
@@ -106,13 +131,9 @@ class TrainerBase:
 
 class SFTTrainerBase(TrainerBase):
     "Supervised fine-tuning trainers."
-    algorithm = "sft"
 
 class RLTrainerBase(TrainerBase):
-    "Preference and reinforcement-learning trainers (DPO, PPO, the GRPO family)."
-    def __init__(self, config, reward_funcs=None, reward_weights=None, **kw):
-        super().__init__(config, **kw)
-        self.reward_funcs, self.reward_weights = reward_funcs, reward_weights
+    "Preference and reinforcement-learning trainers (the table's 'preference' and 'online_rl' kinds)."
 
 # %% ../../nbs/05_backends.core.ipynb #d53b3a20
 def _render_prompt(tok, p):
@@ -144,38 +165,49 @@ def generate(model, tokenizer, prompts, max_new_tokens=64, do_sample=False, temp
 # %% ../../nbs/05_backends.core.ipynb #ed1e8004
 BACKEND_MODULES = {"trl": "aligntune.backends.trl", "unsloth": "aligntune.backends.unsloth"}
 
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else ([] if x is None else [x])
+
 class BackendFactory:
-    "Registry of (backend, algorithm) -> trainer class, backend selection with fallback, and trainer creation."
-    _registry: dict = {}
+    "Backend selection with fallback, and trainer creation, both read from the algorithm table."
+    _overrides: dict = {}
 
     @classmethod
     def register(cls, backend: str, *algorithms):
-        "Class decorator: register a trainer class for `backend` and `algorithms`."
+        "Class decorator: use this trainer class for `backend` and `algorithms` instead of the table's (for extensions)."
         def deco(trainer_cls):
-            for a in algorithms: cls._registry[(backend, normalize_algorithm(a))] = trainer_cls
+            for a in algorithms: cls._overrides[(backend, normalize_algorithm(a))] = trainer_cls
             trainer_cls.backend = backend
             return trainer_cls
         return deco
 
     @classmethod
-    def _load(cls, backend):
+    def _module(cls, backend):
         mod = BACKEND_MODULES.get(backend)
-        if mod is None: return False
-        if importlib.util.find_spec(mod) is None: return False
-        importlib.import_module(mod)
-        return True
+        if mod is None or importlib.util.find_spec(mod) is None: return None
+        return importlib.import_module(mod)
+
+    @classmethod
+    def trainer_class(cls, backend: str, algorithm: str):
+        "The trainer class that runs `algorithm` on `backend`."
+        a = get_algorithm(algorithm)
+        if (backend, a.name) in cls._overrides: return cls._overrides[(backend, a.name)]
+        name, mod = a.engines.get(backend), cls._module(backend)
+        if name is None or mod is None or not hasattr(mod, name):
+            raise BackendError(f"aligntune's {backend} backend has no {a.name} trainer; it runs on {', '.join(a.engines)}.")
+        t = getattr(mod, name); t.backend = backend
+        return t
 
     @classmethod
     def probe(cls, backend: str, algorithm: str) -> tuple:
         "(usable, reason) for running `algorithm` on `backend` here, without importing heavy libraries where possible."
-        algorithm = normalize_algorithm(algorithm)
+        a = get_algorithm(algorithm)
         if backend not in BACKEND_MODULES: return False, f"unknown backend {backend!r}"
-        if not cls._load(backend):
-            return False, (f"{backend} is not installed (pip install 'aligntune[{backend}]')" if importlib.util.find_spec(backend) is None
-                           else f"aligntune has no {backend} backend module")
-        mod = importlib.import_module(BACKEND_MODULES[backend])
-        ok, why = mod.probe(algorithm) if hasattr(mod, "probe") else (True, "")
-        if ok and (backend, algorithm) not in cls._registry: return False, f"{backend} has no {algorithm} trainer"
+        mod = cls._module(backend)
+        if mod is None: return False, f"aligntune has no {backend} backend module"
+        ok, why = mod.probe(a.name) if hasattr(mod, "probe") else (True, "")
+        if ok and backend not in a.engines and (backend, a.name) not in cls._overrides:
+            return False, f"aligntune's {backend} backend has no {a.name} trainer ({', '.join(a.engines)} runs it)"
         return ok, why
 
     @classmethod
@@ -197,32 +229,44 @@ class BackendFactory:
         return "trl", f"backend={bc.backend} cannot run {algorithm} here ({why}); falling back to trl. Set fallback=False to make this an error."
 
     @classmethod
-    def create_trainer(cls, config, backend_config: BackendConfig | None = None, verbose: bool = True, **kw):
-        "A trainer for `config` on the selected backend; `kw` passes model, tokenizer, datasets, rewards and callbacks."
+    def create_trainer(cls, config, backend_config: BackendConfig | None = None, *, reward_functions=None, reward_weights=None,
+                       verbose: bool = True, **kw):
+        "An untrained trainer for `config` on the selected backend; `kw`: model, tokenizer, train/eval datasets, callbacks, quiet."
         config = make_config(config)
-        bc = backend_config or config.backend
-        backend, msg = cls.select(config.algorithm, bc)
+        funcs, weights = _check_rewards(config, reward_functions, reward_weights)
+        backend, msg = cls.select(config.algorithm, backend_config or config.backend)
         if verbose and is_main_process(): print(f"aligntune: {msg}")
-        cls._load(backend)
-        trainer_cls = cls._registry[(backend, config.algorithm)]
-        if not issubclass(trainer_cls, RLTrainerBase):
-            kw.pop("reward_funcs", None); kw.pop("reward_weights", None)
-        t = trainer_cls(config, **kw)
+        t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, **kw)
         t.backend_reason = msg
         t.check()
         return t
 
     @classmethod
     def list_backends(cls) -> dict:
-        "Each backend with the algorithms it registers and whether it is usable here."
+        "Each backend with the algorithms the table gives it and whether it is usable here."
         out = {}
         for b in BACKEND_MODULES:
-            try: cls._load(b)
-            except Exception: pass
-            algos = sorted({a for (bb, a) in cls._registry if bb == b}, key=ALGORITHMS.index)
-            ok, why = cls.probe(b, algos[0]) if algos else (False, "not installed")
+            algos = [a.name for a in ALGORITHMS.values() if b in a.engines]
+            ok, why = cls.probe(b, algos[0]) if algos else (False, "no algorithms")
             out[b] = dict(algorithms=algos, usable=ok, reason=why)
         return out
+
+def _check_rewards(cfg, funcs, weights) -> tuple:
+    "(reward functions, weights) for `cfg`: Python ones win over the config's `rewards`; the table says whether any are needed."
+    spec = cfg.spec
+    funcs, weights = _as_list(funcs), (list(weights) if weights is not None else None)
+    if weights is not None and len(weights) != len(funcs):
+        raise ConfigError(f"reward_weights has {len(weights)} weights for {len(funcs)} reward functions; give one weight per function.")
+    if not funcs and cfg.rewards: funcs, weights = list(cfg.rewards), None
+    if spec.needs_reward and not funcs and not cfg.reward_model_name:
+        raise ConfigError(f"{spec.name} needs a reward: pass reward_functions=['exact_match', ...] (see list_rewards()), "
+                          "your own callables, or reward_model_name='path/to/reward-model'.")
+    if not spec.needs_reward and (funcs or cfg.reward_model_name):
+        raise ConfigError(f"{spec.title} learns from {_DATA_WORDS[spec.data]} and takes no reward functions or reward model; "
+                          "drop reward_functions/reward_model_name, or use an online algorithm such as grpo.")
+    return funcs or None, weights
+
+_DATA_WORDS = {"text": "text", "pairs": "preference pairs", "unpaired": "labelled completions", "prompts": "prompts"}
 
 def list_backends() -> dict:
     "Backends, their algorithms and whether they can run here."
@@ -235,49 +279,48 @@ def _split_model(model_name):
         return model_name, getattr(model_name.config, "_name_or_path", "") or "<in-memory model>"
     return None, (str(model_name) if model_name is not None else None)
 
+_TRAINER_ARGS = ("tokenizer", "callbacks", "train_dataset", "eval_dataset", "quiet")
+
+def _create(algorithm, model_name, dataset_name, backend, fallback, config, reward_functions, reward_weights, **kw):
+    "The shared body of the creators: keyword arguments become config overrides, the rest goes to the factory."
+    model, name = _split_model(model_name)
+    targs = {k: kw.pop(k) for k in _TRAINER_ARGS if k in kw}
+    ov = {"model_name": name, **{k: v for k, v in kw.items() if v is not None}}
+    ov = {k: v for k, v in ov.items() if v is not None}
+    if dataset_name is not None: ov["dataset_name"] = dataset_name
+    if backend != "auto" or config is None: ov.update({"backend.backend": backend, "backend.fallback": fallback})
+    cfg = make_config(config, algorithm=algorithm, **ov)
+    return BackendFactory.create_trainer(cfg, model=model, reward_functions=reward_functions, reward_weights=reward_weights, **targs)
+
 def create_sft_trainer(model_name=None, dataset_name=None, backend: str = "auto", output_dir: str | None = None,
                        num_epochs: float | None = None, max_steps: int | None = None, batch_size: int | None = None,
                        learning_rate: float | None = None, max_seq_length: int | None = None, max_samples: int | None = None,
                        system_prompt: str | None = None, config=None, tokenizer=None, callbacks=None, fallback: bool = True, **overrides):
     "A supervised fine-tuning trainer (untrained; call `.train()`)."
-    model, name = _split_model(model_name)
-    ov = dict(model_name=name, output_dir=output_dir, num_epochs=num_epochs, max_steps=max_steps, batch_size=batch_size,
-              learning_rate=learning_rate, max_seq_length=max_seq_length, max_samples=max_samples, system_prompt=system_prompt, **overrides)
-    ov = {k: v for k, v in ov.items() if v is not None}
-    if dataset_name is not None: ov["dataset_name"] = dataset_name
-    if config is not None and backend == "auto": cfg = make_config(config, algorithm="sft", **ov)
-    else: cfg = make_config(config, algorithm="sft", **ov, **{"backend.backend": backend, "backend.fallback": fallback})
-    return BackendFactory.create_trainer(cfg, model=model, tokenizer=tokenizer, callbacks=callbacks)
+    return _create("sft", model_name, dataset_name, backend, fallback, config, None, None, output_dir=output_dir,
+                   num_epochs=num_epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                   max_seq_length=max_seq_length, max_samples=max_samples, system_prompt=system_prompt, tokenizer=tokenizer,
+                   callbacks=callbacks, **overrides)
 
 def create_rl_trainer(model_name=None, dataset_name=None, algorithm: str | None = None, backend: str = "auto",
-                      reward_functions=None, reward_function_weights=None, reward_model_name=None, output_dir: str | None = None,
+                      reward_functions=None, reward_weights=None, reward_model_name=None, output_dir: str | None = None,
                       num_epochs: float | None = None, max_steps: int | None = None, batch_size: int | None = None,
                       learning_rate: float | None = None, max_seq_length: int | None = None, max_samples: int | None = None,
                       system_prompt: str | None = None, config=None, tokenizer=None, callbacks=None, fallback: bool = True, **overrides):
-    "A DPO, PPO or GRPO-family trainer (untrained; call `.train()`)."
+    "A preference or RL trainer — DPO, KTO, ORPO, SimPO, PPO, RLOO or the GRPO family (untrained; call `.train()`)."
     if algorithm is None and config is None:
-        raise ConfigError(f"create_rl_trainer needs algorithm=, one of {', '.join(a for a in ALGORITHMS if a != 'sft')}.")
-    if algorithm is not None and normalize_algorithm(algorithm) == "sft":
-        raise ConfigError("algorithm='sft' is supervised fine-tuning: use create_sft_trainer().")
-    model, name = _split_model(model_name)
-    ov = dict(model_name=name, output_dir=output_dir, num_epochs=num_epochs, max_steps=max_steps, batch_size=batch_size,
-              learning_rate=learning_rate, max_seq_length=max_seq_length, max_samples=max_samples, system_prompt=system_prompt,
-              reward_model_name=reward_model_name, **overrides)
-    ov = {k: v for k, v in ov.items() if v is not None}
-    if dataset_name is not None: ov["dataset_name"] = dataset_name
-    if backend != "auto" or config is None: ov.update({"backend.backend": backend, "backend.fallback": fallback})
-    cfg = make_config(config, algorithm=algorithm, **ov)
-    # reward names and RewardConfig entries can live in the config; callables and objects stay in Python
-    funcs = list(reward_functions) if isinstance(reward_functions, (list, tuple)) else ([reward_functions] if reward_functions is not None else [])
-    weights = list(reward_function_weights) if reward_function_weights is not None else None
-    if weights is not None and len(weights) != len(funcs):
-        raise ConfigError(f"reward_function_weights has {len(weights)} weights for {len(funcs)} reward functions; give one weight per function.")
-    if not funcs and cfg.rewards:
-        funcs = list(cfg.rewards); weights = None
-    if cfg.algorithm in GRPO_FAMILY + ("ppo",) and not funcs and not cfg.reward_model_name:
-        raise ConfigError(f"{cfg.algorithm} needs a reward: pass reward_functions=['exact_match', ...] (see list_rewards()), "
-                          "your own callables, or reward_model_name='path/to/reward-model'.")
-    if cfg.algorithm == "dpo" and (funcs or cfg.reward_model_name):
-        raise ConfigError("DPO learns from preference pairs and takes no reward functions or reward model; drop reward_functions/reward_model_name.")
-    return BackendFactory.create_trainer(cfg, model=model, tokenizer=tokenizer, callbacks=callbacks,
-                                         reward_funcs=funcs or None, reward_weights=weights)
+        raise ConfigError(f"create_rl_trainer needs algorithm=, one of {', '.join(a for a in ALGORITHMS if get_algorithm(a).kind != 'supervised')}.")
+    if algorithm is not None and get_algorithm(algorithm).kind == "supervised":
+        raise ConfigError(f"algorithm={algorithm!r} is supervised fine-tuning: use create_sft_trainer().")
+    for alias in ("reward_funcs", "reward_fns"):
+        if alias in overrides: reward_functions = _alias(alias, overrides.pop(alias), "reward_functions", reward_functions)
+    if "reward_function_weights" in overrides:
+        reward_weights = _alias("reward_function_weights", overrides.pop("reward_function_weights"), "reward_weights", reward_weights)
+    return _create(algorithm, model_name, dataset_name, backend, fallback, config, reward_functions, reward_weights,
+                   reward_model_name=reward_model_name, output_dir=output_dir, num_epochs=num_epochs, max_steps=max_steps,
+                   batch_size=batch_size, learning_rate=learning_rate, max_seq_length=max_seq_length, max_samples=max_samples,
+                   system_prompt=system_prompt, tokenizer=tokenizer, callbacks=callbacks, **overrides)
+
+def _alias(given, value, name, current):
+    if current is not None: raise ConfigError(f"{given}= and {name}= are the same setting; pass only {name}=.")
+    return value
