@@ -8,7 +8,7 @@ Docs: https://aligntune.github.io/aligntune/nbs/data.html.md"""
 from __future__ import annotations
 import os
 from pathlib import Path
-from .config import ConfigError, normalize_algorithm, GRPO_FAMILY, _did_you_mean
+from .config import ConfigError, get_algorithm, _did_you_mean
 
 # %% auto #0
 __all__ = ['BUILTIN_DATASETS', 'FORMATS', 'NEEDS', 'DataError', 'load_data', 'builtin_dataset', 'detect_format',
@@ -75,6 +75,7 @@ def _load_path_or_hub(s, split, subset):
 # %% ../nbs/01_data.ipynb #751c5b43
 FORMATS = {  # name -> columns that identify it
     "preference": ("prompt", "chosen", "rejected"),
+    "unpaired": ("prompt", "completion", "label"),
     "implicit_preference": ("chosen", "rejected"),
     "prompt_completion": ("prompt", "completion"),
     "instruction": ("instruction", "output"),
@@ -84,29 +85,31 @@ FORMATS = {  # name -> columns that identify it
     "prompt_only": ("prompt",),
 }
 
-def detect_format(columns) -> str | None:
-    "The first format whose columns are all present, or None."
+def detect_format(columns, among=None) -> str | None:
+    "The first format (of `among`, default all) whose columns are all present, or None."
     cols = set(columns)
-    return next((f for f, need in FORMATS.items() if set(need) <= cols), None)
+    return next((f for f in (among or FORMATS) if set(FORMATS[f]) <= cols), None)
 
 # %% ../nbs/01_data.ipynb #aa9b4540
-NEEDS = {
-    "sft": ("text", "messages", "conversations", "prompt_completion", "instruction"),
-    "dpo": ("preference", "implicit_preference"),
-    "rl": ("prompt_only", "prompt_completion", "messages", "conversations", "instruction", "preference"),
+NEEDS = {  # Algorithm.data -> the formats accepted, preferred first
+    "text": ("text", "messages", "conversations", "prompt_completion", "instruction"),
+    "pairs": ("preference", "implicit_preference"),
+    "unpaired": ("unpaired", "preference"),
+    "prompts": ("prompt_only", "prompt_completion", "messages", "conversations", "instruction", "preference"),
 }
 _SYNONYMS = {
     "prompt": ("question", "query", "input", "problem", "instruction", "context", "source"),
     "completion": ("response", "output", "answer", "target", "solution", "reply"),
     "chosen": ("preferred", "positive", "accepted", "good", "winner", "response_chosen", "chosen_response"),
+    "label": ("is_good", "desirable", "good", "is_desirable", "thumbs_up", "kto_label"),
     "rejected": ("dispreferred", "negative", "bad", "loser", "response_rejected", "rejected_response"),
     "text": ("content", "sentence", "document", "body"),
     "messages": ("conversation", "chat", "dialogue", "turns"),
 }
 
 def _needs_key(algorithm):
-    a = normalize_algorithm(algorithm)
-    return "sft" if a == "sft" else "dpo" if a == "dpo" else "rl"
+    "The kind of rows `algorithm` trains on, from the algorithm table."
+    return get_algorithm(algorithm).data
 
 def suggest_mapping(columns, algorithm) -> dict:
     "A `column_mapping` from common synonyms that would make `columns` fit `algorithm`, or {}."
@@ -126,17 +129,19 @@ def suggest_mapping(columns, algorithm) -> dict:
 def check_columns(columns, algorithm) -> str:
     "The format `columns` will be used as for `algorithm`; raises `DataError` listing found vs needed otherwise."
     cols = list(columns)
-    fmt = detect_format(cols)
-    key = _needs_key(algorithm)
-    if fmt in NEEDS[key]: return fmt
+    key, title = _needs_key(algorithm), get_algorithm(algorithm).title
+    fmt = detect_format(cols, among=NEEDS[key])
+    if fmt is not None: return fmt
     need = " or ".join("(" + ", ".join(FORMATS[f]) + ")" for f in NEEDS[key])
-    what = {"sft": "SFT needs text, conversations or prompt/completion pairs",
-            "dpo": "DPO needs preference pairs",
-            "rl": f"{normalize_algorithm(algorithm).upper()} needs prompts to generate from"}[key]
+    what = {"text": f"{title} needs text, conversations or prompt/completion pairs",
+            "pairs": f"{title} needs preference pairs",
+            "unpaired": f"{title} needs completions labelled good or bad, or preference pairs",
+            "prompts": f"{title} needs prompts to generate from"}[key]
+    fmt = detect_format(cols)
     msg = f"{what}: columns needed {need}; columns found ({', '.join(cols) or 'none'})."
     sug = suggest_mapping(cols, algorithm)
     if sug: msg += f" Fix: column_mapping={sug!r}."
-    elif key == "rl" and fmt == "text": msg += " A plain-text dataset has no prompts: use SFT for it, or add a 'prompt' column."
+    elif key == "prompts" and fmt == "text": msg += " A plain-text dataset has no prompts: use SFT for it, or add a 'prompt' column."
     else: msg += " Rename your columns with column_mapping={'your_column': 'prompt', ...}."
     raise DataError(msg)
 
@@ -160,7 +165,7 @@ def _convert_row(row, fmt, algo_key, system_prompt):
         inp = r.pop("input", None) or ""
         r["prompt"] = r.pop("instruction") + (("\n\n" + inp) if inp else "")
         r["completion"] = r.pop("output"); fmt = "prompt_completion"
-    if algo_key == "rl":
+    if algo_key == "prompts":
         if fmt == "messages":
             msgs = r.pop("messages")
             cut = len(msgs) - 1 if msgs and msgs[-1]["role"] == "assistant" else len(msgs)
@@ -193,13 +198,43 @@ def prepare_dataset(data, algorithm, column_mapping=None, system_prompt=None, ma
     if len(ds) == 0: raise DataError("The dataset has no rows: training would run zero steps.")
     if max_samples: ds = ds.select(range(min(max_samples, len(ds))))
     key = _needs_key(algorithm)
-    if fmt in ("instruction", "conversations") or system_prompt or (key == "rl" and fmt in ("messages", "preference")):
+    if key == "unpaired": return _unpaired(ds, fmt, system_prompt)
+    if fmt in ("instruction", "conversations") or system_prompt or (key == "prompts" and fmt in ("messages", "preference")):
         rows = [_convert_row(r, fmt, key, system_prompt) for r in ds]
         ds = datasets.Dataset.from_list(rows)
-    if key == "rl":
+    if key == "prompts":
         bad = [i for i, p in enumerate(ds["prompt"][:1000]) if not p]
         if bad: raise DataError(f"{len(bad)} rows have an empty prompt (first at row {bad[0]}). Remove them or fill them in.")
     return ds
+
+_LABELS = {True: True, False: False, 1: True, 0: False, "true": True, "false": False, "good": True, "bad": False,
+           "desirable": True, "undesirable": False, "yes": True, "no": False}
+
+def _label(v, i):
+    "A row's KTO label as a bool; anything else is an error naming the row."
+    key = v.strip().lower() if isinstance(v, str) else v
+    if isinstance(key, float) and key in (0.0, 1.0): key = int(key)
+    try: return _LABELS[key]
+    except (KeyError, TypeError):
+        raise DataError(f"row {i}: label={v!r} is not a good/bad label: expected true/false (or 1/0, 'good'/'bad'). "
+                        "KTO learns from completions marked desirable (true) or undesirable (false).") from None
+
+def _unpaired(ds, fmt, system_prompt):
+    "Rows of (prompt, completion, label) for KTO; each preference pair becomes one good and one bad row."
+    import datasets
+    rows = []
+    for i, r in enumerate(ds):
+        if fmt == "preference":
+            extra = {k: v for k, v in r.items() if k not in ("prompt", "chosen", "rejected")}
+            rows += [{**extra, "prompt": r["prompt"], "completion": r["chosen"], "label": True},
+                     {**extra, "prompt": r["prompt"], "completion": r["rejected"], "label": False}]
+        else: rows.append({**r, "label": _label(r["label"], i)})
+    if system_prompt: rows = [_convert_row(r, "prompt_completion", "unpaired", system_prompt) for r in rows]
+    labels = [r["label"] for r in rows]
+    if all(labels) or not any(labels):
+        raise DataError(f"All {len(rows)} rows are labelled {'good' if labels[0] else 'bad'}: KTO needs both desirable and undesirable "
+                        "completions to learn what to prefer. Add rows of the other label, or use SFT for good rows only.")
+    return datasets.Dataset.from_list(rows)
 
 def split_dataset(ds, eval_size=0.0, seed=0):
     "(train, eval) with `eval_size` rows (a fraction below 1, or a count) held out; eval is None when 0."

@@ -1,4 +1,4 @@
-"""The TRL engine: SFT, DPO and one GRPO trainer for grpo, gspo, dapo and dr_grpo, plus aligntune's own PPO; all record into the Run folder.
+"""The TRL engine: SFT, DPO, KTO, ORPO, SimPO, RLOO and one GRPO trainer for grpo, gspo, dapo and dr_grpo, plus aligntune's own PPO engine; all report through the event stream.
 
 Docs: https://aligntune.github.io/aligntune/nbs/backends.trl.html.md"""
 
@@ -6,16 +6,17 @@ Docs: https://aligntune.github.io/aligntune/nbs/backends.trl.html.md"""
 
 # %% ../../nbs/05a_backends.trl.ipynb #71810b59
 from __future__ import annotations
-import os, math, dataclasses, importlib.util
+import os, math, dataclasses, importlib, importlib.util
 from pathlib import Path
-from ..config import ConfigError, GRPO_FAMILY, resolved_grpo
-from .core import (BackendFactory, BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_main_process)
+from ..config import ConfigError, resolved_settings, completion_length
+from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_main_process
 from ..data import prepare_dataset, split_dataset, DataError
-from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source
+from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config
 
 # %% auto #0
-__all__ = ['probe', 'build_trl_config', 'call_callbacks', 'SampleTap', 'group_advantages', 'TRLSFTTrainer', 'TRLDPOTrainer',
-           'resolve_rewards', 'TRLGRPOTrainer', 'TRLPPOTrainer']
+__all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'TRLSFTTrainer', 'TRLDPOTrainer',
+           'TRLKTOTrainer', 'TRLORPOTrainer', 'TRLSimPOTrainer', 'resolve_rewards', 'TRLGRPOTrainer', 'TRLRLOOTrainer',
+           'TRLPPOTrainer']
 
 # %% ../../nbs/05a_backends.trl.ipynb #04b00a0d
 def probe(algorithm: str) -> tuple:
@@ -43,7 +44,7 @@ def _args_kwargs(cfg, has_eval: bool) -> dict:
                 eval_strategy="steps" if (has_eval and t.eval_steps) else "no", eval_steps=t.eval_steps,
                 seed=t.seed, data_seed=t.seed, report_to=t.report_to, bf16=prec == "bf16", fp16=prec == "fp16",
                 use_cpu=hw["device"] == "cpu", gradient_checkpointing=m.gradient_checkpointing, disable_tqdm=True,
-                remove_unused_columns=False if cfg.algorithm in GRPO_FAMILY else True)
+                remove_unused_columns=cfg.spec.kind != "online_rl")  # online RL keeps extra columns for the rewards
 
 def build_trl_config(cls, kw: dict, explicit: set = frozenset()):
     "Instantiate a TRL config class from `kw`, dropping unknown fields unless they were set explicitly."
@@ -57,54 +58,31 @@ def build_trl_config(cls, kw: dict, explicit: set = frozenset()):
     return cls(**{k: v for k, v in kw.items() if k in names})
 
 # %% ../../nbs/05a_backends.trl.ipynb #6b4a1c7d
-def call_callbacks(callbacks, event, *args):
-    "Call `event` on each callback that has it; name the callback and event when one fails."
-    for cb in callbacks:
-        fn = getattr(cb, event, None)
-        if fn is None: continue
-        try: fn(*args)
-        except Exception as e:
-            raise RuntimeError(f"callback {type(cb).__name__}.{event} failed: {type(e).__name__}: {e}") from e
-
-_SHOW = ("loss", "reward", "rewards/margins", "rewards/accuracies", "mean_token_accuracy", "kl")
-
-def _console(trainer, logs, state):
-    "A short progress line about ten times per run (off when ALIGNTUNE_QUIET is set or a panel shows progress)."
-    if os.environ.get("ALIGNTUNE_QUIET") or getattr(trainer, "quiet", False): return
-    total = max(state.max_steps, 1); every = max(total // 10, 1)
-    if state.global_step % every and state.global_step != total and state.global_step != 1: return
-    shown = "  ".join(f"{k}={logs[k]:.4g}" for k in _SHOW if isinstance(logs.get(k), (int, float)))
-    print(f"  step {state.global_step}/{total}  {shown}", flush=True)
-
-def _make_recorder(trainer):
+def _event_relay(trainer):
+    "A transformers `TrainerCallback` that relays TRL's hooks to `trainer.events`."
     from transformers import TrainerCallback
-    class RunRecorder(TrainerCallback):
-        "Writes TRL's logs into the Run folder and relays them to aligntune callbacks."
-        def on_train_begin(self, args, state, control, **kw):
-            if state.is_world_process_zero: call_callbacks(trainer.callbacks, "on_train_begin", trainer)
+    class EventRelay(TrainerCallback):
+        "TRL's hooks as aligntune events."
+        def _stop(self, control):
+            if trainer.should_stop(): control.should_training_stop = True
+        def on_step_end(self, args, state, control, **kw):
+            trainer.events.emit("step", step=state.global_step); self._stop(control)
         def on_log(self, args, state, control, logs=None, **kw):
             if not state.is_world_process_zero or not logs: return
             logs = dict(logs)
-            if "train_runtime" in logs: trainer.run.write_json("train_summary.json", logs); return
-            trainer.run.log(logs, state.global_step)
-            _console(trainer, logs, state)
-            call_callbacks(trainer.callbacks, "on_log", logs, state.global_step)
-            if trainer._stop_requested or any(getattr(cb, "should_stop", lambda: False)() for cb in trainer.callbacks):
-                trainer._stop_requested = True; control.should_training_stop = True  # a stop pressed while logging ends this step
+            if "train_runtime" in logs: trainer._summary = logs; return
+            if any(k.startswith("eval_") for k in logs): return  # on_evaluate reports evaluations
+            trainer.events.emit("log", step=state.global_step, metrics=logs)
             tap = getattr(trainer, "_tap", None)
-            if tap is not None:
-                rows = tap.flush(trainer.config.training.sample_groups)
-                if rows:
-                    trainer.run.log_samples(state.global_step, rows)
-                    call_callbacks(trainer.callbacks, "on_samples", state.global_step, rows)
+            rows = tap.flush(trainer.config.training.sample_groups) if tap is not None else []
+            if rows: trainer.events.emit("samples", step=state.global_step, rows=rows)
+            self._stop(control)  # a stop pressed while logging ends this step
         def on_evaluate(self, args, state, control, metrics=None, **kw):
-            if state.is_world_process_zero and metrics: trainer.run.log(dict(metrics), state.global_step)
-        def on_step_end(self, args, state, control, **kw):
-            stop = trainer._stop_requested or any(getattr(cb, "should_stop", lambda: False)() for cb in trainer.callbacks)
-            if stop: trainer._stop_requested = True; control.should_training_stop = True
-        def on_train_end(self, args, state, control, **kw):
-            if state.is_world_process_zero: call_callbacks(trainer.callbacks, "on_train_end", trainer)
-    return RunRecorder()
+            if state.is_world_process_zero and metrics: trainer.events.emit("evaluate", step=state.global_step, metrics=dict(metrics))
+        def on_save(self, args, state, control, **kw):
+            if state.is_world_process_zero:
+                trainer.events.emit("save", step=state.global_step, path=str(Path(args.output_dir) / f"checkpoint-{state.global_step}"))
+    return EventRelay()
 
 # %% ../../nbs/05a_backends.trl.ipynb #958e2f9d
 def _text(x):
@@ -148,14 +126,16 @@ class SampleTap:
         return rows
 
 def group_advantages(total, G, scale="group"):
-    "(reward - group mean), divided by the group std ('group'), the batch std ('batch') or nothing ('none')."
+    "(reward - group mean), divided by the group std ('group'), the batch std ('batch') or nothing ('none'); 'rloo': leave-one-out."
     import statistics as st
     out = [0.0] * len(total)
     bstd = st.pstdev(total) if len(total) > 1 else 0.0
     for g in range(0, len(total), G):
         grp = total[g:g + G]; mu = sum(grp) / len(grp)
         sd = st.pstdev(grp) if scale == "group" and len(grp) > 1 else bstd if scale == "batch" else 1.0
-        for j, r in enumerate(grp): out[g + j] = (r - mu) / (sd + 1e-4) if scale != "none" else r - mu
+        for j, r in enumerate(grp):
+            if scale == "rloo": out[g + j] = (r - mu) * len(grp) / max(len(grp) - 1, 1)  # r minus the mean of the others
+            else: out[g + j] = (r - mu) / (sd + 1e-4) if scale != "none" else r - mu
     return out
 
 # %% ../../nbs/05a_backends.trl.ipynb #927d371b
@@ -175,7 +155,7 @@ class _TRLTrainer(TrainerBase):
         self.trl_trainer = self._build()
         from transformers.trainer_callback import PrinterCallback
         self.trl_trainer.remove_callback(PrinterCallback)
-        self.trl_trainer.add_callback(_make_recorder(self))
+        self.trl_trainer.add_callback(_event_relay(self))
         cb = self._generation_eval_callback()
         if cb is not None: self.trl_trainer.add_callback(cb)
     def _generation_eval_callback(self):
@@ -185,7 +165,7 @@ class _TRLTrainer(TrainerBase):
         from aligntune.eval import GenerationEvalCallback
         rows = ds.select(range(min(16, len(ds)))).to_list()
         fns = getattr(self, "_eval_reward_fns", None)
-        n = resolved_grpo(self.config)["max_completion_length"] if self.config.algorithm in GRPO_FAMILY else 32
+        n = completion_length(self.config) or 32
         return GenerationEvalCallback(rows, reward_fns=fns, tokenizer=self.tokenizer, run_writer=self.run, max_new_tokens=n)
     def _load_model(self):
         cfg = self.config
@@ -199,11 +179,7 @@ class _TRLTrainer(TrainerBase):
             _, self.tokenizer = load_model(self.model, chat_template=cfg.model.chat_template)
         else: fix_tokenizer(self.tokenizer, cfg.model.chat_template)
         self.peft_config = None
-        if cfg.peft.enabled and not hasattr(self.model, "peft_config"):
-            from peft import LoraConfig
-            p = cfg.peft
-            self.peft_config = LoraConfig(r=p.r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout, target_modules=p.target_modules,
-                                          bias=p.bias, task_type="CAUSAL_LM")
+        if cfg.peft.enabled and not hasattr(self.model, "peft_config"): self.peft_config = lora_config(cfg.peft)
     def _load_data(self):
         cfg, d = self.config, self.config.dataset
         if getattr(self, "_data_ready", False): return
@@ -226,7 +202,7 @@ class _TRLTrainer(TrainerBase):
     def _check_batch(self):
         t = self.config.training
         n = len(self.train_dataset)
-        if self.config.algorithm not in GRPO_FAMILY and t.batch_size > n and not t.max_steps:
+        if self.config.spec.kind != "online_rl" and t.batch_size > n and not t.max_steps:
             raise ConfigError(f"training.batch_size={t.batch_size} is larger than the dataset ({n} rows): an epoch would be a single short step. "
                               f"Lower batch_size to at most {n} or set max_steps.")
     def _train(self) -> dict:
@@ -234,8 +210,11 @@ class _TRLTrainer(TrainerBase):
         st = self.trl_trainer.state
         last = next((dict(r) for r in reversed(st.log_history) if "train_runtime" not in r and "eval_loss" not in r), {})
         last.pop("step", None)
-        return dict(global_step=st.global_step, metrics=last)
+        return dict(global_step=st.global_step, metrics=last, summary=getattr(self, "_summary", None))
     def _global_step(self): return getattr(getattr(getattr(self, "trl_trainer", None), "state", None), "global_step", 0)
+    def _total_steps(self):
+        st = getattr(getattr(self, "trl_trainer", None), "state", None)
+        return st.max_steps if st is not None and st.max_steps > 0 else self.config.training.max_steps
     def _unwrapped_model(self):
         t = getattr(self, "trl_trainer", None)
         return t.accelerator.unwrap_model(t.model) if t is not None else self.model
@@ -254,7 +233,6 @@ class _TRLTrainer(TrainerBase):
         return json.loads(p.read_text()) if p.exists() else {}
 
 # %% ../../nbs/05a_backends.trl.ipynb #67415e46
-@BackendFactory.register("trl", "sft")
 class TRLSFTTrainer(_TRLTrainer, SFTTrainerBase):
     "Supervised fine-tuning with trl.SFTTrainer."
     def _build(self):
@@ -267,10 +245,8 @@ class TRLSFTTrainer(_TRLTrainer, SFTTrainerBase):
         return trl.SFTTrainer(model=self.model, args=args, train_dataset=self.train_dataset, eval_dataset=self.eval_dataset,
                               processing_class=self.tokenizer, peft_config=self.peft_config)
 
-@BackendFactory.register("trl", "dpo")
 class TRLDPOTrainer(_TRLTrainer, RLTrainerBase):
     "Direct preference optimisation with trl.DPOTrainer (the reference is a frozen copy, or the base under the LoRA adapter)."
-    algorithm = "dpo"
     def _build(self):
         import trl
         cfg = self.config; p = cfg.dpo
@@ -281,6 +257,50 @@ class TRLDPOTrainer(_TRLTrainer, RLTrainerBase):
         return trl.DPOTrainer(model=self.model, args=args, train_dataset=self.train_dataset, eval_dataset=self.eval_dataset,
                               processing_class=self.tokenizer, peft_config=self.peft_config)
 
+# %% ../../nbs/05a_backends.trl.ipynb #e27b8d43
+TESTED_TRL = "1.14.2 and 1.16.0"
+
+def _experimental(module: str, name: str):
+    "A class from TRL's experimental namespace, imported without its warning; a clear error if TRL moved it."
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    try: return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        import trl
+        raise BackendError(f"trl {trl.__version__} has no {module}.{name} ({type(e).__name__}: {e}); aligntune's {name.replace('Trainer', '').replace('Config', '')} "
+                           f"support was tested with trl {TESTED_TRL}. Install one of those (pip install 'trl==1.16.0').") from None
+
+class TRLKTOTrainer(_TRLTrainer, RLTrainerBase):
+    "Kahneman-Tversky optimisation with trl.KTOTrainer on completions labelled good or bad."
+    def _build(self):
+        import trl
+        cfg = self.config; p = cfg.kto
+        kw = {**_args_kwargs(cfg, self.eval_dataset is not None), "max_length": cfg.model.max_seq_length, "beta": p.beta,
+              "desirable_weight": p.desirable_weight, "undesirable_weight": p.undesirable_weight}
+        args = build_trl_config(trl.KTOConfig, kw, explicit={"beta", "desirable_weight", "undesirable_weight"})
+        return trl.KTOTrainer(model=self.model, args=args, train_dataset=self.train_dataset, eval_dataset=self.eval_dataset,
+                              processing_class=self.tokenizer, peft_config=self.peft_config)
+
+class TRLORPOTrainer(_TRLTrainer, RLTrainerBase):
+    "Odds-ratio preference optimisation with TRL's experimental ORPOTrainer (no reference model)."
+    def _build(self):
+        cfg = self.config
+        Config, Trainer = _experimental("trl.experimental.orpo", "ORPOConfig"), _experimental("trl.experimental.orpo", "ORPOTrainer")
+        kw = {**_args_kwargs(cfg, self.eval_dataset is not None), "max_length": cfg.model.max_seq_length, "beta": cfg.orpo.beta}
+        args = build_trl_config(Config, kw, explicit={"beta"})
+        return Trainer(model=self.model, args=args, train_dataset=self.train_dataset, eval_dataset=self.eval_dataset,
+                       processing_class=self.tokenizer, peft_config=self.peft_config)
+
+class TRLSimPOTrainer(_TRLTrainer, RLTrainerBase):
+    "SimPO with TRL's experimental CPOTrainer (`loss_type='simpo'`; no reference model)."
+    def _build(self):
+        cfg = self.config; p = cfg.simpo
+        Config, Trainer = _experimental("trl.experimental.cpo", "CPOConfig"), _experimental("trl.experimental.cpo", "CPOTrainer")
+        kw = {**_args_kwargs(cfg, self.eval_dataset is not None), "max_length": cfg.model.max_seq_length, "loss_type": "simpo",
+              "beta": p.beta, "simpo_gamma": p.simpo_gamma, "cpo_alpha": p.cpo_alpha}
+        args = build_trl_config(Config, kw, explicit={"loss_type", "beta", "simpo_gamma", "cpo_alpha"})
+        return Trainer(model=self.model, args=args, train_dataset=self.train_dataset, eval_dataset=self.eval_dataset,
+                       processing_class=self.tokenizer, peft_config=self.peft_config)
+
 # %% ../../nbs/05a_backends.trl.ipynb #10c1cb0c
 def resolve_rewards(items, weights=None):
     "(callables, names, weights): registry names, RewardConfig entries, RewardFunction objects and callables, uniquely named."
@@ -288,68 +308,73 @@ def resolve_rewards(items, weights=None):
     fns, weights = resolve_reward_functions(list(items or []), weights)
     return list(fns), [f.__name__ for f in fns], [float(w) for w in weights]
 
-@BackendFactory.register("trl", *GRPO_FAMILY)
-class TRLGRPOTrainer(_TRLTrainer, RLTrainerBase):
-    "GRPO, GSPO, DAPO and Dr. GRPO with trl.GRPOTrainer, configured by the algorithm's preset."
-    def _build(self):
-        import trl
-        cfg = self.config; g = resolved_grpo(cfg)
-        fns, names, weights = resolve_rewards(self.reward_funcs, self.reward_weights)
-        self._tap = SampleTap(names, weights, g["num_generations"], g["scale_rewards"], g["max_completion_length"], self.tokenizer.eos_token_id)
+class _Rewarded:
+    "Reward plumbing shared by the online trainers: resolved, tapped functions plus the reward model, and their weights."
+    def _rewards(self, num_generations, scale, max_len):
+        cfg = self.config
+        fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
+        self._tap = SampleTap(names, weights, num_generations, scale, max_len, self.tokenizer.eos_token_id)
         self._eval_reward_fns = fns
         funcs = [self._tap.wrap(f, n) for f, n in zip(fns, names)]
         if cfg.reward_model_name:
             check_model_source(cfg.reward_model_name)
-            funcs.append(str(cfg.reward_model_name)); weights.append(1.0)
-        keys = ("num_generations", "max_completion_length", "temperature", "top_p", "num_iterations", "steps_per_generation",
-                "generation_batch_size", "beta", "epsilon", "epsilon_high", "loss_type", "importance_sampling_level",
-                "scale_rewards", "mask_truncated_completions")
-        kw = {**_args_kwargs(cfg, self.eval_dataset is not None), **{k: g[k] for k in keys if g[k] is not None}, "reward_weights": weights}
-        if g["top_k"] is not None: kw["top_k"] = g["top_k"]
-        if kw.get("steps_per_generation") and kw.get("generation_batch_size"): kw.pop("steps_per_generation")
-        explicit = {k for k in keys if getattr(cfg.grpo, k, None) is not None}
-        args = build_trl_config(trl.GRPOConfig, kw, explicit)
+            funcs.append(str(cfg.reward_model_name)); weights = weights + [1.0]
+        return funcs, weights
+
+_SAMPLING_KEYS = ("num_generations", "max_completion_length", "temperature", "top_p", "num_iterations", "steps_per_generation",
+                  "generation_batch_size", "beta", "epsilon", "epsilon_high", "mask_truncated_completions")
+
+def _sampling_kwargs(cfg, g, keys):
+    "TRL config fields for the sampling knobs that are set (top_k only when given; one of the two batch knobs)."
+    kw = {k: g[k] for k in keys if g.get(k) is not None}
+    if g.get("top_k") is not None: kw["top_k"] = g["top_k"]
+    if kw.get("steps_per_generation") and kw.get("generation_batch_size"): kw.pop("steps_per_generation")
+    return kw, {k for k in keys if getattr(cfg.params, k, None) is not None}
+
+class TRLGRPOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
+    "GRPO, GSPO, DAPO and Dr. GRPO with trl.GRPOTrainer, configured by the algorithm's preset."
+    def _build(self):
+        import trl
+        cfg = self.config; g = resolved_settings(cfg)
+        funcs, weights = self._rewards(g["num_generations"], g["scale_rewards"], g["max_completion_length"])
+        keys = _SAMPLING_KEYS + ("loss_type", "importance_sampling_level", "scale_rewards")
+        kw, explicit = _sampling_kwargs(cfg, g, keys)
+        args = build_trl_config(trl.GRPOConfig, {**_args_kwargs(cfg, self.eval_dataset is not None), **kw, "reward_weights": weights}, explicit)
         return trl.GRPOTrainer(model=self.model, reward_funcs=funcs, args=args, train_dataset=self.train_dataset,
                                eval_dataset=self.eval_dataset, processing_class=self.tokenizer, peft_config=self.peft_config)
 
+class TRLRLOOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
+    "REINFORCE leave-one-out with trl.RLOOTrainer: each completion's baseline is the mean reward of the others."
+    def _build(self):
+        import trl
+        cfg = self.config; g = resolved_settings(cfg)
+        funcs, weights = self._rewards(g["num_generations"], "rloo", g["max_completion_length"])
+        kw, explicit = _sampling_kwargs(cfg, g, _SAMPLING_KEYS + ("normalize_advantages",))
+        args = build_trl_config(trl.RLOOConfig, {**_args_kwargs(cfg, self.eval_dataset is not None), **kw, "reward_weights": weights}, explicit)
+        return trl.RLOOTrainer(model=self.model, reward_funcs=funcs, args=args, train_dataset=self.train_dataset,
+                               eval_dataset=self.eval_dataset, processing_class=self.tokenizer, peft_config=self.peft_config)
+
 # %% ../../nbs/05a_backends.trl.ipynb #1136a89c
-class _StopRelay:
-    "Lets `trainer.request_stop()` and the trainer's callbacks stop the PPO loop."
-    def __init__(self, trainer): self.trainer = trainer
-    def should_stop(self):
-        t = self.trainer
-        if t._stop_requested or any(getattr(cb, "should_stop", lambda: False)() for cb in t.callbacks): t._stop_requested = True
-        return t._stop_requested
-    def on_log(self, metrics, step): _console_ppo(self.trainer, metrics, step)
-
-def _console_ppo(trainer, metrics, step):
-    if os.environ.get("ALIGNTUNE_QUIET") or getattr(trainer, "quiet", False): return
-    total = max(trainer.config.training.max_steps or 1, 1); every = max(total // 10, 1)
-    if step % every and step != total and step != 1: return
-    keys = ("objective/scores", "objective/kl", "loss/policy_avg")
-    print(f"  step {step}/{total}  " + "  ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float))), flush=True)
-
-@BackendFactory.register("trl", "ppo")
 class TRLPPOTrainer(_TRLTrainer, RLTrainerBase):
     "PPO with aligntune's engine: policy and value LoRA adapters on one frozen base (or separate models for a full fine-tune)."
-    algorithm = "ppo"
     def setup(self):
         if getattr(self, "engine", None) is not None: return
-        from aligntune.ppo import PPOTrainer
+        from aligntune.ppo import PPOEngine
         self._load_model(); self._load_data()
-        fns, names, weights = resolve_rewards(self.reward_funcs, self.reward_weights) if self.reward_funcs else ([], [], [])
+        fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
         rm = self.config.reward_model_name
-        self.engine = PPOTrainer(self.model, self.tokenizer, self.config, self.train_dataset, reward_funcs=fns or None,
-                                 reward_weights=(weights + [1.0] if rm else weights) or None, reward_model=rm,
-                                 callbacks=[_StopRelay(self), *self.callbacks], run_writer=self.run,
-                                 num_logged_samples=max(self.config.training.sample_groups, 1))
+        self.engine = PPOEngine(self.model, self.tokenizer, self.config, self.train_dataset, reward_functions=fns or None,
+                                reward_weights=(weights + [1.0] if rm else weights) or None, reward_model=rm,
+                                events=self.events, should_stop=self.should_stop,
+                                num_logged_samples=max(self.config.training.sample_groups, 1))
     def _check_batch(self): pass
     def _train(self) -> dict:
-        call_callbacks(self.callbacks, "on_train_begin", self)
         res = self.engine.train()
-        call_callbacks(self.callbacks, "on_train_end", self)
         return dict(global_step=res["global_step"], metrics=res.get("metrics") or {})
     def _global_step(self): return getattr(getattr(self, "engine", None), "global_step", 0)
+    def _total_steps(self):
+        e = getattr(self, "engine", None)
+        return e.total_steps if e is not None else self.config.training.max_steps
     def save_model(self, path=None):
         path = Path(path or self.output_dir / "model")
         if is_main_process(): self.engine.save_model(path)

@@ -8,7 +8,7 @@ Docs: https://aligntune.github.io/aligntune/nbs/backends.unsloth.html.md"""
 from __future__ import annotations
 import os, sys, warnings, importlib, importlib.util
 from pathlib import Path
-from ..config import ConfigError, GRPO_FAMILY, normalize_algorithm
+from ..config import ConfigError, get_algorithm, normalize_algorithm
 from .core import BackendFactory, BackendError
 from .trl import TRLSFTTrainer, TRLDPOTrainer, TRLGRPOTrainer
 from ..models import ModelError, fix_tokenizer, check_model_source, load_model
@@ -70,7 +70,8 @@ def _gpu():
 def probe(algorithm: str) -> tuple:
     "(usable, reason) for running `algorithm` on Unsloth here, without importing unsloth."
     algorithm = normalize_algorithm(algorithm)
-    if algorithm == "ppo": return False, PPO_REASON
+    if algorithm == "ppo": return False, PPO_REASON  # aligntune's own engine, on TRL
+    sft = get_algorithm(algorithm).kind == "supervised"
     if importlib.util.find_spec("unsloth") is None: return False, f"unsloth is not installed ({INSTALL_HINT})"
     problems = version_problems()
     if problems: return False, "; ".join(problems)
@@ -78,18 +79,18 @@ def probe(algorithm: str) -> tuple:
     un = sys.modules.get("unsloth")
     if un is not None and getattr(un, "DEVICE_TYPE", None) is not None:
         if un.DEVICE_TYPE != "cpu": return True, f"unsloth {v} (already imported, {un.DEVICE_TYPE})"
-        if algorithm == "sft": return True, f"unsloth {v} (already imported in CPU mode: SFT only)"
+        if sft: return True, f"unsloth {v} (already imported in CPU mode: SFT only)"
         return False, f"unsloth {v} was imported in CPU mode (no GPU found at import): Unsloth's CPU mode supports only SFT"
     gpu = None if _cpu_forced() else _gpu()
     if gpu is None:
         if _cpu_forced():
-            if algorithm == "sft": return True, f"unsloth {v} in CPU mode (UNSLOTH_FORCE_CPU=1; SFT only)"
+            if sft: return True, f"unsloth {v} in CPU mode (UNSLOTH_FORCE_CPU=1; SFT only)"
             return False, "UNSLOTH_FORCE_CPU=1: Unsloth's CPU mode supports only SFT"
-        if algorithm == "sft": return False, "no CUDA GPU: Unsloth's CPU mode supports only SFT and is used only when asked for with UNSLOTH_FORCE_CPU=1"
+        if sft: return False, "no CUDA GPU: Unsloth's CPU mode supports only SFT and is used only when asked for with UNSLOTH_FORCE_CPU=1"
         return False, "no CUDA GPU: Unsloth's CPU mode supports only SFT"
     name, cc = gpu
     if cc < (7, 0): return False, f"the GPU ({name}, compute capability {cc[0]}.{cc[1]}) is older than Unsloth supports (7.0 or newer)"
-    note = "; vLLM is not installed, so generation uses transformers' generate" if algorithm in GRPO_FAMILY and importlib.util.find_spec("vllm") is None else ""
+    note = "; vLLM is not installed, so generation uses transformers' generate" if get_algorithm(algorithm).kind == "online_rl" and importlib.util.find_spec("vllm") is None else ""
     return True, f"unsloth {v} on {name}{note}"
 
 # %% ../../nbs/05b_backends.unsloth.ipynb #91cef7a6
@@ -127,7 +128,7 @@ def import_unsloth(algorithm: str = "sft"):
             raise BackendError(f"import unsloth failed ({type(e).__name__}: {first}). Fix the installation ({INSTALL_HINT}) "
                                "or use backend='trl'.") from e
     un = sys.modules["unsloth"]
-    if getattr(un, "DEVICE_TYPE", None) == "cpu" and algorithm != "sft":
+    if getattr(un, "DEVICE_TYPE", None) == "cpu" and get_algorithm(algorithm).kind != "supervised":
         raise BackendError(f"unsloth {getattr(un, '__version__', '')} runs in CPU mode in this process (no GPU when it was imported), "
                            f"and its CPU mode supports only SFT, not {algorithm}. Use backend='trl' for {algorithm} here.")
     return un
@@ -166,7 +167,7 @@ class _UnslothTrainer:
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[prec]
 
     def _use_vllm(self) -> bool:
-        if self.config.algorithm not in GRPO_FAMILY or self._on_cpu: return False
+        if self.config.spec.kind != "online_rl" or self._on_cpu: return False
         has = importlib.util.find_spec("vllm") is not None
         if self.fast_inference is None: return has and self.config.peft.enabled
         if self.fast_inference and not has: raise BackendError("fast_inference=True needs vLLM: pip install vllm (or set fast_inference=False).")
@@ -249,17 +250,14 @@ class _UnslothTrainer:
         return Path(path)
 
 # %% ../../nbs/05b_backends.unsloth.ipynb #85fbf3ef
-@BackendFactory.register("unsloth", "sft")
 class UnslothSFTTrainer(_UnslothTrainer, TRLSFTTrainer):
     "Supervised fine-tuning with Unsloth's SFTTrainer on a FastLanguageModel."
 
-@BackendFactory.register("unsloth", "dpo")
 class UnslothDPOTrainer(_UnslothTrainer, TRLDPOTrainer):
     "DPO on a FastLanguageModel; with LoRA the reference is the same model with its adapters switched off."
     def _build(self):
         if hasattr(self.unsloth, "PatchDPOTrainer"): self.unsloth.PatchDPOTrainer()  # a no-op in 2026.x, kept for older releases
         return super()._build()
 
-@BackendFactory.register("unsloth", *GRPO_FAMILY)
 class UnslothGRPOTrainer(_UnslothTrainer, TRLGRPOTrainer):
     "GRPO, GSPO, DAPO and Dr. GRPO with Unsloth's GRPOTrainer (vLLM generation when installed)."
