@@ -114,12 +114,7 @@ def cmd_train(args):
     if args.max_steps is not None: ov["training.max_steps"] = args.max_steps
     if args.backend: ov["backend.backend"] = args.backend
     if ov: cfg = apply_overrides(cfg, ov)
-    if cfg.algorithm != "sft":
-        from aligntune.backends.core import create_rl_trainer
-        t = create_rl_trainer(config=cfg)
-    else:
-        t = BackendFactory.create_trainer(cfg)
-    res = t.train()
+    res = BackendFactory.create_trainer(cfg).train()
     print(f"done: {res['global_step']} steps in {res['runtime']:.0f} s, status {res['status']}; run folder {res['output_dir']}")
     return 0
 

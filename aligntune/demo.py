@@ -53,7 +53,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     say(f"[4/4] PPO instead of GRPO, from the DPO model, same reward ({steps['ppo']} updates)")
     t = time.time()
     create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="ppo", reward_functions=[addition_correct],
-                      output_dir=str(out / "4-ppo"), max_steps=steps["ppo"], learning_rate=3e-4, batch_size=64, response_length=4,
+                      output_dir=str(out / "4-ppo"), max_steps=steps["ppo"], learning_rate=3e-4, batch_size=64, max_completion_length=4,
                       kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2).train()
     timings["ppo"] = time.time() - t; measure("PPO instead", out / "4-ppo" / "model")
     total = time.time() - t0

@@ -7,6 +7,8 @@ Docs: https://aligntune.github.io/aligntune/nbs/recipes.html.md"""
 # %% ../nbs/13_recipes.ipynb #22f32b23
 from __future__ import annotations
 from pathlib import Path
+from dataclasses import fields
+from .config import ALGORITHMS
 
 # %% auto #0
 __all__ = ['RECIPES', 'recipe_text', 'load_recipe', 'write_recipes']
@@ -21,22 +23,44 @@ _TINY = """\
 model: {{name_or_path: 'aligntune:tiny', max_seq_length: 128}}
 training: {{output_dir: runs/{name}, max_steps: {steps}, batch_size: {bs}, learning_rate: {lr}, lr_scheduler_type: constant}}
 """
-_GSM8K = "dataset: {name: openai/gsm8k, subset: main, split: train, column_mapping: {question: prompt}}\n"
-_GRPO_T4 = "grpo: {num_generations: 8, max_completion_length: 256, temperature: 0.9}\nrewards:\n- {name: math_verify, weight: 1.0}\n- {name: proper_ending, weight: 0.2}\n"
-_GRPO_TINY = "dataset: {name: 'aligntune:addition-prompts'}\ngrpo: {num_generations: 4, max_completion_length: 4}\nrewards:\n- {name: numeric_match, weight: 1.0}\n"
+# What each kind of data comes from: (Colab T4 dataset line, tiny dataset line), keyed by the table's `data`
+_DATA = {
+    "text": ("dataset: {name: trl-lib/Capybara, split: train}\n", "dataset: {name: 'aligntune:addition-sft'}\n"),
+    "pairs": ("dataset: {name: trl-lib/ultrafeedback_binarized, split: train}\n", "dataset: {name: 'aligntune:addition-preference'}\n"),
+    "unpaired": ("dataset: {name: trl-lib/kto-mix-14k, split: train}\n", "dataset: {name: 'aligntune:addition-preference'}\n"),
+    "prompts": ("dataset: {name: openai/gsm8k, subset: main, split: train, column_mapping: {question: prompt}}\n",
+                "dataset: {name: 'aligntune:addition-prompts'}\n"),
+}
+# (T4: batch, accumulation, learning rate; tiny: steps, batch, learning rate), keyed by the table's `kind`
+_SIZES = {"supervised": ((8, 2, 2e-4), (20, 16, 3e-3)), "preference": ((4, 4, 5e-6), (10, 16, 1e-3)), "online_rl": ((8, 2, 1e-5), (3, 8, 1e-3))}
+# settings a recipe sets beyond the defaults, per settings group
+_SETTINGS = {"dpo": "{beta: 0.1}", "kto": "{beta: 0.1}", "orpo": "{beta: 0.1}", "simpo": "{beta: 2.0, simpo_gamma: 0.5}",
+             "ppo": "{kl_coef: 0.05, num_ppo_epochs: 4}"}
+_REWARDS_T4 = "rewards:\n- {name: math_verify, weight: 1.0}\n- {name: proper_ending, weight: 0.2}\n"
+_REWARDS_TINY = "rewards:\n- {name: numeric_match, weight: 1.0}\n"
+
+def _group_line(a, tiny: bool) -> str:
+    "The recipe's line for the algorithm's settings group: the group's extras plus the sampling sizes an online algorithm needs."
+    from aligntune.config import _GROUPS
+    keys = {f.name for f in fields(_GROUPS[a.settings])}
+    extra = _SETTINGS.get(a.settings, "{}")[1:-1]
+    items = [extra] if extra else []
+    if a.length: items.append(f"{a.length.split('.')[1]}: {4 if tiny else 256}")
+    if "num_generations" in keys: items.append(f"num_generations: {4 if tiny else 8}")
+    if "temperature" in keys and not tiny and a.kind == "online_rl" and "num_generations" in keys: items.append("temperature: 0.9")
+    if tiny and "num_ppo_epochs" in keys: items = [i.replace("num_ppo_epochs: 4", "num_ppo_epochs: 2") for i in items]
+    return f"{a.settings}: {{{', '.join(items)}}}\n" if items else ""
 
 def _recipes():
     r = {}
-    r["sft-colab-t4"] = "algorithm: sft\n" + _T4.format(name="sft", bs=8, ga=2, lr=2e-4) + "dataset: {name: trl-lib/Capybara, split: train}\n"
-    r["sft-tiny"] = "algorithm: sft\n" + _TINY.format(name="sft-tiny", steps=20, bs=16, lr=3e-3) + "dataset: {name: 'aligntune:addition-sft'}\n"
-    r["dpo-colab-t4"] = "algorithm: dpo\n" + _T4.format(name="dpo", bs=4, ga=4, lr=5e-6) + "dataset: {name: trl-lib/ultrafeedback_binarized, split: train}\ndpo: {beta: 0.1}\n"
-    r["dpo-tiny"] = "algorithm: dpo\n" + _TINY.format(name="dpo-tiny", steps=10, bs=16, lr=1e-3) + "dataset: {name: 'aligntune:addition-preference'}\n"
-    r["ppo-colab-t4"] = "algorithm: ppo\n" + _T4.format(name="ppo", bs=8, ga=1, lr=1e-5) + _GSM8K + "ppo: {response_length: 256, kl_coef: 0.05, num_ppo_epochs: 4}\nrewards:\n- {name: math_verify, weight: 1.0}\n"
-    r["ppo-tiny"] = "algorithm: ppo\n" + _TINY.format(name="ppo-tiny", steps=3, bs=8, lr=1e-3) + "dataset: {name: 'aligntune:addition-prompts'}\nppo: {response_length: 4, num_ppo_epochs: 2}\nrewards:\n- {name: numeric_match, weight: 1.0}\n"
-    for a in ("grpo", "gspo", "dapo", "dr_grpo"):
-        n = a.replace("_", "-")
-        r[f"{n}-colab-t4"] = f"algorithm: {a}\n" + _T4.format(name=n, bs=8, ga=2, lr=1e-5) + _GSM8K + _GRPO_T4
-        r[f"{n}-tiny"] = f"algorithm: {a}\n" + _TINY.format(name=f"{n}-tiny", steps=3, bs=8, lr=1e-3) + _GRPO_TINY
+    for a in ALGORITHMS.values():
+        n = a.name.replace("_", "-")
+        (bs, ga, lr), (steps, tbs, tlr) = _SIZES[a.kind]
+        t4, tiny = _DATA[a.data]
+        r[f"{n}-colab-t4"] = (f"algorithm: {a.name}\n" + _T4.format(name=n, bs=bs, ga=ga, lr=lr) + t4 + _group_line(a, False)
+                              + (_REWARDS_T4 if a.needs_reward else ""))
+        r[f"{n}-tiny"] = (f"algorithm: {a.name}\n" + _TINY.format(name=f"{n}-tiny", steps=steps, bs=tbs, lr=tlr) + tiny + _group_line(a, True)
+                          + (_REWARDS_TINY if a.needs_reward else ""))
     return r
 
 RECIPES = _recipes()

@@ -161,7 +161,7 @@ def test_ppo_with_reward_functions_and_with_a_reward_model(tiny_model, tmp_path)
                      ("rm", dict(reward_model_name=str(rm)))):
         out = tmp_path / f"ppo-{name}"
         res = create_rl_trainer(tiny_model, prompt_rows(addition_facts()), algorithm="ppo", output_dir=str(out), max_steps=2,
-                                batch_size=8, response_length=4, num_ppo_epochs=1, **kw).train()
+                                batch_size=8, max_completion_length=4, num_ppo_epochs=1, **kw).train()
         m = Run.load(out).metrics
         assert res["global_step"] == 2 and m["objective/scores"].notna().all(), name
         if name == "fns": assert "rewards/digit_share/mean" in m.columns
