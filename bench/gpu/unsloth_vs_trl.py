@@ -103,7 +103,7 @@ def run_raw(algo, model_path, rows, a, meter, out_dir):
     import unsloth
     from unsloth import FastLanguageModel, is_bfloat16_supported
     import trl, transformers
-    from aligntune.config import make_config, resolved_grpo
+    from aligntune.config import make_config, resolved_settings
     from aligntune.backends.trl import _args_kwargs, build_trl_config
     from aligntune.data import prepare_dataset
     cfg = make_config(None, algorithm=algo, model_name=model_path, output_dir=out_dir, **_overrides(a, algo))
@@ -130,7 +130,7 @@ def run_raw(algo, model_path, rows, a, meter, out_dir):
         if isinstance(getattr(args, "loss_type", None), list): args.loss_type = [d.loss_type]
         t = trl.DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
     else:
-        g = resolved_grpo(cfg)
+        g = resolved_settings(cfg)
         keys = ("num_generations", "max_completion_length", "temperature", "top_p", "num_iterations", "steps_per_generation", "generation_batch_size",
                 "beta", "epsilon", "epsilon_high", "loss_type", "importance_sampling_level", "scale_rewards", "mask_truncated_completions")
         gk = {**kw, **{k: g[k] for k in keys if g[k] is not None}, "reward_weights": [1.0]}
