@@ -1,4 +1,4 @@
-"""aligntune's PPO engine on transformers, accelerate and PEFT: one frozen base with a policy adapter, a value adapter and a value head, rewards from Python functions or a reward model, and TRL's metric names.
+"""aligntune's PPO engine on transformers, accelerate and PEFT: one frozen base with a policy adapter, a value adapter and a value head, rewards from Python functions or a reward model, TRL's metric names, and the same training events as the TRL engine.
 
 Docs: https://aligntune.github.io/aligntune/nbs/ppo.html.md"""
 
@@ -6,27 +6,31 @@ Docs: https://aligntune.github.io/aligntune/nbs/ppo.html.md"""
 
 # %% ../nbs/06a_ppo.ipynb #527699c3
 from __future__ import annotations
-import copy, inspect, json, math, os, shutil, tempfile, time, warnings
+import copy, inspect, json, math, shutil, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+from fastcore.basics import patch
 from .config import ConfigError, UnifiedConfig, make_config
+from .callbacks import Dispatcher
+from .models import is_unsloth_model, lora_config
+from .rewards import prompt_text
+from .runs import atomic_dir
 from .ppo_core import (masked_mean, masked_var, masked_whiten, response_masks, truncate_responses, kl_penalty,
                                 token_rewards, gae, policy_loss, value_loss, AdaptiveKLController)
 if TYPE_CHECKING: import torch
 
 # %% auto #0
 __all__ = ['VALUE_MODES', 'PPO_GEN_KWARGS', 'PPOModelError', 'check_ppo_model', 'position_ids_from_mask', 'response_logits',
-           'response_logprobs', 'PPOModels', 'RewardScorer', 'PPOTrainer']
+           'response_logprobs', 'PPOModels', 'RewardScorer', 'PPOEngine', 'Rollout']
 
 # %% ../nbs/06a_ppo.ipynb #0113d272
 class PPOModelError(ValueError):
     "A model the PPO engine cannot train; the message says why and what to use instead."
 
-from .models import is_unsloth_model as _is_unsloth
-
 def check_ppo_model(model):
     "Raise `PPOModelError` for models the PPO engine cannot train (Unsloth-patched models, non-causal LMs)."
-    if _is_unsloth(model):
+    if is_unsloth_model(model):
         raise PPOModelError(
             "PPO cannot train a model loaded with Unsloth: Unsloth patches the forward and generate functions that PPO "
             "calls for its rollouts and log-probs, and it has no PPO of its own. Load the model with "
@@ -56,12 +60,6 @@ def response_logprobs(logits: torch.Tensor, responses: torch.Tensor) -> torch.Te
 
 # %% ../nbs/06a_ppo.ipynb #ec5cff5e
 VALUE_MODES = ("adapter", "shared", "model")
-
-def _lora_config(peft_cfg):
-    "A PEFT `LoraConfig` from aligntune's `PeftParams`."
-    from peft import LoraConfig
-    return LoraConfig(r=peft_cfg.r, lora_alpha=peft_cfg.lora_alpha, lora_dropout=peft_cfg.lora_dropout,
-                      target_modules=peft_cfg.target_modules, bias=peft_cfg.bias, task_type="CAUSAL_LM")
 
 def _backbone(lm):
     "The transformer under a causal-LM head (the module that returns `last_hidden_state`)."
@@ -94,7 +92,7 @@ class PPOModels:
         self.is_peft = hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
         if not self.is_peft and peft_config is not None and peft_config.enabled:
             from peft import get_peft_model
-            model = get_peft_model(model, _lora_config(peft_config), adapter_name="policy")
+            model = get_peft_model(model, lora_config(peft_config), adapter_name="policy")
             self.is_peft = True
         if value_mode == "adapter" and not self.is_peft: value_mode = "model"  # a full fine-tune has no base to share
         self.model, self.value_mode, self.temperature = model, value_mode, temperature
@@ -116,7 +114,7 @@ class PPOModels:
             self.value_model = _backbone(vm).requires_grad_(True)
         self.value_head = torch.nn.Linear(_hidden_size(lm), 1).to(device=self.device, dtype=torch.float32)
         torch.nn.init.zeros_(self.value_head.weight); torch.nn.init.zeros_(self.value_head.bias)
-        for m in (self.model, self.ref_model, self.value_model): 
+        for m in (self.model, self.ref_model, self.value_model):
             if m is not None: disable_dropout_in_model(m)
         self.use_policy()
 
@@ -189,6 +187,32 @@ def _save_adapter(model, name, path):
     cfg = copy.deepcopy(model.peft_config[name]); cfg.inference_mode = True
     cfg.save_pretrained(str(path))
 
+# %% ../nbs/06a_ppo.ipynb #1d3e7a20
+def _weighted_total(scores: dict, # {reward name: one value per completion, None where the reward has no opinion}
+                    weights, # one weight per name (in the order of `scores`), or {name: weight}
+                   ) -> list[float]:
+    "Per completion, the weighted sum of the values that are not None (a None adds nothing)."
+    # TODO(merge): use aligntune.rewards.weighted_total(scores, weights) and delete this function
+    ws = weights if isinstance(weights, dict) else dict(zip(scores, weights))
+    n = len(next(iter(scores.values()), []))
+    return [sum(ws[name] * vals[i] for name, vals in scores.items() if vals[i] is not None) for i in range(n)]
+
+def _reward_model_scores(reward_model, # a sequence-classification model with one label
+                         tokenizer, # its tokenizer
+                         texts: list[str], # whole conversations (prompt + completion) as text
+                         max_length: int = 1024, # longer texts are cut
+                        ) -> list[float]:
+    "One score per text from a reward model: right-padded, one no-grad forward, the single logit."
+    # TODO(merge): use the reward-model scorer of aligntune.rewards and delete this function
+    import torch
+    if reward_model.config.pad_token_id is None:
+        reward_model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    side = tokenizer.padding_side; tokenizer.padding_side = "right"
+    try: enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
+    finally: tokenizer.padding_side = side
+    dev = next(reward_model.parameters()).device
+    with torch.no_grad(): return reward_model(**{k: v.to(dev) for k, v in enc.items()}).logits[:, 0].float().tolist()
+
 # %% ../nbs/06a_ppo.ipynb #68037def
 def _reward_name(fn) -> str:
     return str(getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__)
@@ -198,419 +222,459 @@ def _accepts(fn, name) -> bool:
     except (TypeError, ValueError): return True
     return any(p.name == name or p.kind == p.VAR_KEYWORD for p in ps)
 
+def _float_or_none(v, name):
+    "A reward value as a float, or None for no opinion (None or NaN)."
+    if v is None: return None
+    try: v = float(v)
+    except (TypeError, ValueError): raise ValueError(f"Reward function {name!r} returned {v!r}: expected a float or None.") from None
+    return None if math.isnan(v) else v
+
 class RewardScorer:
     "Weighted sum of reward functions and an optional reward model; also returns each source's raw values."
-    def __init__(self, reward_funcs=None, # callables fn(prompts, completions, **columns)
+    def __init__(self, reward_functions=None, # callables fn(prompts, completions, **columns)
                  reward_weights=None, # one weight per function, plus one for the reward model when given
                  reward_model=None, # a sequence-classification model with one label, or its folder
                  reward_tokenizer=None, # tokenizer of the reward model (default: loaded from its folder, else the policy's)
                  device=None, max_length: int = 1024):
-        if reward_funcs is not None and not isinstance(reward_funcs, (list, tuple)): reward_funcs = [reward_funcs]
-        self.funcs = list(reward_funcs or [])
-        for f in self.funcs:
-            if not callable(f): raise ConfigError(f"reward_funcs contains {f!r}, which is not callable: expected functions fn(prompts, completions, **columns) -> list[float | None].")
-        self.rm, self.rm_tok, self.max_length = None, reward_tokenizer, max_length
-        if reward_model is not None: self._load_rm(reward_model, device)
-        self.names = [_reward_name(f) for f in self.funcs] + ([self.rm_name] if self.rm is not None else [])
+        fns = reward_functions
+        if fns is not None and not isinstance(fns, (list, tuple)): fns = [fns]
+        self.functions = list(fns or [])
+        for f in self.functions:
+            if not callable(f): raise ConfigError(f"reward_functions contains {f!r}, which is not callable: expected functions fn(prompts, completions, **columns) -> list[float | None].")
+        self.reward_model, self.reward_tokenizer, self.max_length = None, reward_tokenizer, max_length
+        if reward_model is not None: self._load_reward_model(reward_model, device)
+        self.names = [_reward_name(f) for f in self.functions] + ([self.reward_model_name] if self.reward_model is not None else [])
+        twice = sorted({n for n in self.names if self.names.count(n) > 1})
+        if twice: raise ConfigError(f"Two reward sources are called {twice[0]!r}: each needs its own name for its values and metric. Rename one (set fn.__name__).")
         if not self.names:
-            raise ConfigError("PPO needs a reward: pass reward_funcs=[fn, ...] (fn(prompts, completions, **columns) -> list[float]) "
+            raise ConfigError("PPO needs a reward: pass reward_functions=[fn, ...] (fn(prompts, completions, **columns) -> list[float]) "
                               "and/or reward_model=<folder of a sequence-classification model with num_labels=1>.")
         w = [1.0] * len(self.names) if reward_weights is None else [float(x) for x in reward_weights]
         if len(w) != len(self.names):
             raise ConfigError(f"reward_weights has {len(w)} entries but there are {len(self.names)} reward sources ({', '.join(self.names)}): give one weight each.")
         self.weights = w
 
-    def _load_rm(self, rm, device):
+    def _load_reward_model(self, rm, device):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from trl.trainer.utils import disable_dropout_in_model
         if isinstance(rm, (str, Path)):
             if not Path(rm).exists(): raise ConfigError(f"reward_model={str(rm)!r} does not exist: give the folder of a sequence-classification model (num_labels=1).")
-            self.rm_name = Path(rm).name
-            if self.rm_tok is None: self.rm_tok = AutoTokenizer.from_pretrained(str(rm))
+            self.reward_model_name = Path(rm).name
+            if self.reward_tokenizer is None: self.reward_tokenizer = AutoTokenizer.from_pretrained(str(rm))
             rm = AutoModelForSequenceClassification.from_pretrained(str(rm), num_labels=1)
-        else: self.rm_name = Path(str(getattr(rm.config, "_name_or_path", "") or type(rm).__name__)).name or "reward_model"
+        else: self.reward_model_name = Path(str(getattr(rm.config, "_name_or_path", "") or type(rm).__name__)).name or "reward_model"
         if getattr(rm.config, "num_labels", 1) != 1:
             raise ConfigError(f"The reward model has num_labels={rm.config.num_labels}; PPO needs one score per text (num_labels=1).")
         if device is not None: rm.to(device)
-        disable_dropout_in_model(rm); self.rm = rm.eval().requires_grad_(False)
-
-    def _rm_scores(self, texts, tokenizer):
-        import torch
-        tok = self.rm_tok or tokenizer
-        if self.rm.config.pad_token_id is None: self.rm.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        old = tok.padding_side; tok.padding_side = "right"
-        try: enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length, add_special_tokens=False)
-        finally: tok.padding_side = old
-        dev = next(self.rm.parameters()).device
-        with torch.no_grad(): return self.rm(**{k: v.to(dev) for k, v in enc.items()}).logits[:, 0].float().tolist()
+        disable_dropout_in_model(rm); self.reward_model = rm.eval().requires_grad_(False)
 
     def __call__(self, prompts, completions, completion_ids=None, texts=None, tokenizer=None, **columns):
-        "(scores [B] list, {name: [B] raw values with NaN for None}); `texts` (prompt + completion) feed the reward model."
-        per = {}
-        for f, name in zip(self.funcs, self.names):
+        "(weighted scores [B], {name: [B] values, None for no opinion}); `texts` (prompt + completion) feed the reward model."
+        values = {}
+        for f, name in zip(self.functions, self.names):
             kw = dict(columns)
             if completion_ids is not None and _accepts(f, "completion_ids"): kw["completion_ids"] = completion_ids
             out = f(prompts=prompts, completions=completions, **kw)
             if out is None or len(out) != len(completions):
                 raise ValueError(f"Reward function {name!r} returned {None if out is None else len(out)} values for {len(completions)} completions: it must return one float (or None) per completion.")
-            vals = []
-            for v in out:
-                if v is None: vals.append(float("nan")); continue
-                try: vals.append(float(v))
-                except (TypeError, ValueError): raise ValueError(f"Reward function {name!r} returned {v!r}: expected a float or None.") from None
-            per[name] = vals
-        if self.rm is not None:
-            tok = self.rm_tok or tokenizer
+            values[name] = [_float_or_none(v, name) for v in out]
+        if self.reward_model is not None:
+            tok = self.reward_tokenizer or tokenizer
             if getattr(tok, "chat_template", None) and all(isinstance(c, list) for c in completions):
                 texts = [tok.apply_chat_template(list(p) + list(c), tokenize=False) for p, c in zip(prompts, completions)]
-            per[self.rm_name] = self._rm_scores(texts, tokenizer)
-        scores = []
-        for i in range(len(completions)):
-            s = [w * per[n][i] for n, w in zip(self.names, self.weights) if not math.isnan(per[n][i])]
-            scores.append(sum(s))
-        return scores, per
+            values[self.reward_model_name] = _reward_model_scores(self.reward_model, tok, texts, self.max_length)
+        return _weighted_total(values, self.weights), values
+
+# %% ../nbs/06a_ppo.ipynb #3a5c9d42
+def _prompt_dataset(ds):
+    "`ds` as a `datasets.Dataset` with a 'prompt' column (a list of dicts is converted)."
+    if isinstance(ds, list):
+        from datasets import Dataset
+        ds = Dataset.from_list(ds)
+    cols = getattr(ds, "column_names", None)
+    if cols is None: raise ConfigError(f"train_dataset must be a datasets.Dataset or a list of dicts with a 'prompt' column; got {type(ds).__name__}.")
+    if "prompt" not in cols:
+        raise ConfigError(f"train_dataset has columns {cols} but PPO needs a 'prompt' column (text or chat messages). "
+                          "Rename yours with dataset.column_mapping, e.g. {'question': 'prompt'}.")
+    if len(ds) == 0: raise ConfigError("train_dataset is empty: PPO needs at least one prompt.")
+    return ds
+
+def _batch_sizes(training, ppo) -> tuple[int, int]:
+    "(prompts per rollout, prompts per minibatch) from the training and PPO settings."
+    rollout = training.batch_size * training.gradient_accumulation_steps
+    if rollout % ppo.num_mini_batches:
+        divs = [d for d in range(1, rollout + 1) if rollout % d == 0]
+        raise ConfigError(f"training.batch_size={training.batch_size} x gradient_accumulation_steps={training.gradient_accumulation_steps} = {rollout} prompts per "
+                          f"rollout is not divisible by ppo.num_mini_batches={ppo.num_mini_batches}. Use num_mini_batches in {divs[:6]} or change the batch size.")
+    return rollout, rollout // ppo.num_mini_batches
+
+def _stop_token_ids(tokenizer, model) -> list[int]:
+    "The token ids that end a response: the tokenizer's EOS and the model's generation EOS ids."
+    ids = []
+    for src in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        for i in (src if isinstance(src, (list, tuple)) else [src]):
+            if i is not None and i not in ids: ids.append(int(i))
+    if not ids: raise ConfigError("The tokenizer has no EOS token: PPO needs one to know where a response ends. Set tokenizer.eos_token.")
+    return ids
+
+def _optimizer_and_scheduler(models, training, ppo, total_steps: int):
+    "AdamW with a policy and a critic parameter group (the critic may have its own learning rate), and the LR schedule."
+    import torch
+    from transformers import get_scheduler
+    opt = torch.optim.AdamW([
+        {"params": models.policy_parameters(), "lr": training.learning_rate, "name": "policy"},
+        {"params": models.critic_parameters(), "lr": ppo.critic_learning_rate or training.learning_rate, "name": "critic"}],
+        eps=1e-5, weight_decay=training.weight_decay)
+    sched = get_scheduler(training.lr_scheduler_type, opt, num_warmup_steps=int(training.warmup_ratio * total_steps), num_training_steps=total_steps)
+    return opt, sched
 
 # %% ../nbs/06a_ppo.ipynb #cb29c370
 PPO_GEN_KWARGS = dict(do_sample=True, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0,
                       repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1, min_new_tokens=0, use_cache=True)
 
-def _call_back(cb, event, *args):
-    "Call `cb.event(*args)` if it exists; re-raise errors naming the callback and the event."
-    fn = getattr(cb, event, None)
-    if fn is None: return None
-    try: return fn(*args)
-    except Exception as e:
-        raise RuntimeError(f"Callback {type(cb).__name__}.{event} failed: {type(e).__name__}: {e}") from e
-
-def _atomic_dir(path, write: Callable):
-    "Call `write(tmp)` on a fresh folder next to `path`, then move it into place (an existing `path` is replaced)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        write(tmp)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            if old.exists(): shutil.rmtree(old)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    return path
-
-class PPOTrainer:
-    "PPO for causal LMs with rewards from functions and/or a reward model; see the steps at the top of this page."
+class PPOEngine:
+    "PPO for causal LMs with rewards from functions and/or a reward model; reports through training events (see above)."
     def __init__(self, model, # a loaded causal LM (plain or PeftModel); LoRA adapters are added when config.peft.enabled
                  tokenizer, # its tokenizer (needs an EOS token)
-                 config: UnifiedConfig, # uses config.training, config.ppo, config.peft, config.model.max_seq_length
+                 config: UnifiedConfig, # uses config.training, config.ppo, config.peft, config.model
                  train_dataset, # a datasets.Dataset (or list of dicts) with a 'prompt' column (text or chat messages)
-                 reward_funcs=None, # reward functions fn(prompts, completions, **columns) -> list[float | None]
+                 reward_functions=None, # callables fn(prompts, completions, **columns) -> list[float | None]
                  reward_weights=None, # one weight per reward function (+ one for the reward model)
-                 reward_model=None, # folder or loaded sequence-classification model (num_labels=1)
-                 callbacks=None, # objects with optional on_log(metrics, step), on_samples(step, rows), should_stop()
-                 run_writer=None, # an object with .log(metrics, step) and .log_samples(step, rows), e.g. aligntune.runs.RunWriter
-                 num_logged_samples: int = 4, # completions recorded with their rewards at each logging step
+                 reward_model=None, # folder or loaded sequence-classification model (num_labels=1); default config.reward_model_name
                  reward_tokenizer=None, # tokenizer of the reward model when it differs from the policy's
+                 events: Dispatcher | None = None, # where to report (a trainer's `events`); None: a new Dispatcher of this engine
+                 callbacks=None, # listeners (on_<event>(trainer, **payload)) added to `events`
+                 should_stop: Callable[[], bool] | None = None, # asked after every update; default `events.stop_requested`
+                 num_logged_samples: int = 4, # completions sent with each `samples` event (0: no `samples` events)
                 ):
         import torch
         from accelerate import Accelerator
         from transformers import set_seed
-        self.config = cfg = make_config(config) if not isinstance(config, UnifiedConfig) else config
-        self.args, self.p = cfg.training, cfg.ppo
-        self.tokenizer, self.callbacks, self.run_writer = tokenizer, list(callbacks or []), run_writer
-        self.num_logged_samples = num_logged_samples
-        self.train_dataset = self._check_dataset(train_dataset)
-        self.rollout_size, self.mini_batch_size = self._check_batches()
-        self.stop_ids = self._stop_ids(model)
+        self.config = config if isinstance(config, UnifiedConfig) else make_config(config)
+        self.training, self.ppo, self.tokenizer = self.config.training, self.config.ppo, tokenizer
+        self.events = events if events is not None else Dispatcher(self)
+        for cb in callbacks or []: self.events.add(cb)
+        self.should_stop, self.num_logged_samples = should_stop or self.events.stop_requested, num_logged_samples
+        self.train_dataset = _prompt_dataset(train_dataset)
+        self.rollout_size, self.mini_batch_size = _batch_sizes(self.training, self.ppo)
+        self.stop_ids = _stop_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.accelerator = Accelerator()
         if self.accelerator.num_processes > 1:
             raise ConfigError("aligntune's PPO runs in one process in this version; launch it without accelerate/torchrun, or use a GRPO-family algorithm for multi-GPU runs.")
-        set_seed(self.args.seed)
+        set_seed(self.training.seed)
         check_ppo_model(model)
-        self.rewards = RewardScorer(reward_funcs, reward_weights, reward_model or cfg.reward_model_name, reward_tokenizer,
-                                    self.accelerator.device, cfg.model.max_seq_length)
-        self.models = PPOModels(model, self.p.value_mode, cfg.peft, self.p.temperature, self.accelerator.device)
-        if cfg.model.gradient_checkpointing and hasattr(self.models.model, "gradient_checkpointing_enable"):
+        self.rewards = RewardScorer(reward_functions, reward_weights, reward_model or self.config.reward_model_name, reward_tokenizer,
+                                    self.accelerator.device, self.config.model.max_seq_length)
+        self.models = PPOModels(model, self.ppo.value_mode, self.config.peft, self.ppo.temperature, self.accelerator.device)
+        if self.config.model.gradient_checkpointing and hasattr(self.models.model, "gradient_checkpointing_enable"):
             self.models.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.max_steps = self.args.max_steps or max(1, math.ceil(self.args.num_epochs * len(self.train_dataset) / self.rollout_size))
-        critic_lr = self.p.critic_learning_rate or self.args.learning_rate
-        self.optimizer = torch.optim.AdamW([
-            {"params": self.models.policy_parameters(), "lr": self.args.learning_rate, "name": "policy"},
-            {"params": self.models.critic_parameters(), "lr": critic_lr, "name": "critic"}],
-            eps=1e-5, weight_decay=self.args.weight_decay)
-        from transformers import get_scheduler
-        self.scheduler = get_scheduler(self.args.lr_scheduler_type, self.optimizer,
-                                       num_warmup_steps=int(self.args.warmup_ratio * self.max_steps), num_training_steps=self.max_steps)
-        self.kl_ctl = AdaptiveKLController(self.p.kl_coef, self.p.adaptive_kl_target, self.p.adaptive_kl_horizon)
-        self.global_step, self.episode, self.last_metrics, self.log_history = 0, 0, {}, []
-        self._order = torch.Generator().manual_seed(self.args.seed)
-        self._perm, self._pos = None, 0
-
-    # ---- checks -------------------------------------------------------------------------------------------------
-    def _check_dataset(self, ds):
-        if isinstance(ds, list):
-            from datasets import Dataset
-            ds = Dataset.from_list(ds)
-        cols = getattr(ds, "column_names", None)
-        if cols is None: raise ConfigError(f"train_dataset must be a datasets.Dataset or a list of dicts with a 'prompt' column; got {type(ds).__name__}.")
-        if "prompt" not in cols:
-            raise ConfigError(f"train_dataset has columns {cols} but PPO needs a 'prompt' column (text or chat messages). "
-                              "Rename yours with dataset.column_mapping, e.g. {'question': 'prompt'}.")
-        if len(ds) == 0: raise ConfigError("train_dataset is empty: PPO needs at least one prompt.")
-        return ds
-
-    def _check_batches(self):
-        t, p = self.args, self.p
-        rollout = t.batch_size * t.gradient_accumulation_steps
-        if rollout % p.num_mini_batches:
-            divs = [d for d in range(1, rollout + 1) if rollout % d == 0]
-            raise ConfigError(f"training.batch_size={t.batch_size} x gradient_accumulation_steps={t.gradient_accumulation_steps} = {rollout} prompts per "
-                              f"rollout is not divisible by ppo.num_mini_batches={p.num_mini_batches}. Use num_mini_batches in {divs[:6]} or change the batch size.")
-        return rollout, rollout // p.num_mini_batches
-
-    def _stop_ids(self, model):
-        ids = []
-        for src in (self.tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
-            for i in (src if isinstance(src, (list, tuple)) else [src]):
-                if i is not None and i not in ids: ids.append(int(i))
-        if not ids: raise ConfigError("The tokenizer has no EOS token: PPO needs one to know where a response ends. Set tokenizer.eos_token.")
-        return ids
-
-    # ---- prompts ----------------------------------------------------------------------------------------------------
-    def _render(self, prompt) -> tuple[str, bool]:
-        if isinstance(prompt, str): return prompt, False
-        if isinstance(prompt, (list, tuple)) and all(isinstance(m, dict) and "role" in m for m in prompt):
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise ConfigError("The dataset's prompts are chat messages but the tokenizer has no chat template. Set model.chat_template (e.g. 'chatml') or use plain-text prompts.")
-            return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True), True
-        raise ConfigError(f"A prompt must be a string or a list of {{'role', 'content'}} messages; got {type(prompt).__name__}: {str(prompt)[:80]!r}.")
-
-    def _encode(self, prompts):
-        "Left-padded prompt ids and mask, each prompt cut from the left to leave room for the response."
-        import torch
-        keep = max(1, self.config.model.max_seq_length - self.p.response_length)
-        rows = []
-        for p in prompts:
-            text, chat = self._render(p)
-            ids = self.tokenizer(text, add_special_tokens=not chat)["input_ids"][-keep:]
-            rows.append(ids or [self.pad_id])
-        C = max(map(len, rows))
-        ids = torch.full((len(rows), C), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), C), dtype=torch.long)
-        for i, r in enumerate(rows): ids[i, C - len(r):] = torch.tensor(r); mask[i, C - len(r):] = 1
-        return ids.to(self.models.device), mask.to(self.models.device)
-
-    def _next_indices(self, n):
-        "The next `n` dataset rows, reshuffled at every pass over the data."
-        import torch
-        out = []
-        while len(out) < n:
-            if self._perm is None or self._pos >= len(self._perm):
-                self._perm, self._pos = torch.randperm(len(self.train_dataset), generator=self._order).tolist(), 0
-            take = self._perm[self._pos:self._pos + n - len(out)]
-            out += take; self._pos += len(take)
-        return out
-
-    # ---- rollout ----------------------------------------------------------------------------------------------------
-    def _generate(self, q_ids, q_mask, **overrides):
-        import torch
-        from trl.models.utils import unwrap_model_for_generation
-        kw = {**PPO_GEN_KWARGS, "temperature": self.p.temperature, "max_new_tokens": self.p.response_length,
-              "eos_token_id": self.stop_ids, "pad_token_id": self.pad_id, **overrides}
-        if not kw.get("do_sample", True):
-            for k in ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff"): kw.pop(k, None)
-        out, bs, C = [], self.args.batch_size, q_ids.shape[1]
-        self.models.use_policy()
-        with torch.no_grad(), unwrap_model_for_generation(self.models.model, self.accelerator) as m:
-            for i in range(0, len(q_ids), bs):
-                out.append(m.generate(input_ids=q_ids[i:i + bs], attention_mask=q_mask[i:i + bs], **kw)[:, C:])
-        R = max(o.shape[1] for o in out)
-        return torch.cat([torch.nn.functional.pad(o, (0, R - o.shape[1]), value=self.pad_id) for o in out])
-
-    def _chunked(self, fn, *tensors):
-        import torch
-        bs = self.args.batch_size
-        return torch.cat([fn(*(t[i:i + bs] for t in tensors)) for i in range(0, len(tensors[0]), bs)])
-
-    def rollout(self, rows: list[dict]) -> dict:
-        "Sample, score and evaluate one batch of dataset rows: everything the update needs."
-        import torch
-        M, p = self.models, self.p
-        prompts = [r["prompt"] for r in rows]
-        q_ids, q_mask = self._encode(prompts)
-        M.train(False)
-        raw = self._generate(q_ids, q_mask)
-        rm = response_masks(raw, self.stop_ids)
-        resp = truncate_responses(raw, rm.mask, self.pad_id)
-        C = q_ids.shape[1]
-        ids, attn = torch.cat([q_ids, resp], 1), torch.cat([q_mask, rm.mask.long()], 1)
-        with torch.no_grad():
-            logp = self._chunked(lambda i, a, r: response_logprobs(M.policy_forward(i, a, C)[0], r), ids, attn, resp)
-            ref_logp = self._chunked(lambda i, a, r: response_logprobs(M.ref_logits(i, a, C), r), ids, attn, resp)
-            values = self._chunked(lambda i, a: M.values(i, a, C), ids, attn)
-            M.use_policy()
-        # score the decoded, truncated responses
-        comp_ids = [resp[i, :rm.last_idx[i] + 1].tolist() for i in range(len(resp))]
-        texts = [self.tokenizer.decode(c, skip_special_tokens=True) for c in comp_ids]
-        completions = [[{"role": "assistant", "content": t}] if not isinstance(pr, str) else t for pr, t in zip(prompts, texts)]
-        rendered = [self._render(pr)[0] for pr in prompts]
-        cols = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
-        scores, per = self.rewards(prompts, completions, completion_ids=comp_ids, texts=[a + b for a, b in zip(rendered, texts)],
-                                   tokenizer=self.tokenizer, **cols)
-        scores = torch.tensor(scores, dtype=torch.float32, device=ids.device)
-        if p.missing_eos_penalty is not None: scores = torch.where(rm.has_eos, scores, scores - p.missing_eos_penalty)
-        # per-token rewards, advantages
-        mask = rm.mask
-        kl = torch.where(mask, kl_penalty(logp, ref_logp, p.kl_estimator), torch.zeros_like(logp))
-        rewards, non_score = token_rewards(scores, kl, mask, rm.last_idx, self.kl_ctl.value)
-        if p.whiten_rewards: rewards = masked_whiten(rewards, mask, shift_mean=False)
-        values = torch.where(mask, values, torch.zeros_like(values))
-        adv, returns = gae(rewards, values, mask, p.gamma, p.lam)
-        adv = torch.where(mask, masked_whiten(adv, mask), torch.zeros_like(adv))
-        return dict(prompts=prompts, texts=texts, per=per, ids=ids, attn=attn, resp=resp, C=C, mask=mask, logp=logp,
-                    ref_logp=ref_logp, values=values, scores=scores, kl=kl, non_score=non_score, adv=adv, returns=returns,
-                    has_eos=rm.has_eos)
-
-    # ---- update -----------------------------------------------------------------------------------------------------
-    def _update(self, b) -> dict:
-        "PPO epochs over shuffled minibatches of one rollout; returns averaged statistics."
-        import torch
-        from trl.trainer.utils import entropy_from_logits
-        M, p, t = self.models, self.p, self.args
-        M.train(True)
-        n, C = len(b["ids"]), b["C"]
-        st = {k: [] for k in ("pg", "vf", "clip", "vclip", "akl", "ent", "ratio")}
-        first_dev = None
-        for epoch in range(p.num_ppo_epochs):
-            perm = torch.randperm(n, generator=self._order).to(b["ids"].device)
-            for mb in perm.split(self.mini_batch_size):
-                for micro in mb.split(t.batch_size):
-                    w = len(micro) / len(mb)
-                    ids, attn, resp, mask = b["ids"][micro], b["attn"][micro], b["resp"][micro], b["mask"][micro]
-                    shared = M.value_mode == "shared"
-                    logits, v_shared = M.policy_forward(ids, attn, C, with_values=shared)
-                    logp = response_logprobs(logits, resp)
-                    pg, clipfrac, akl = policy_loss(logp, b["logp"][micro], b["adv"][micro], mask, p.cliprange)
-                    if not shared: (pg * w).backward()
-                    vpred = v_shared if shared else M.values(ids, attn, C)
-                    vf, vclip = value_loss(vpred, b["values"][micro], b["returns"][micro], mask, p.cliprange_value)
-                    ((pg + p.vf_coef * vf) * w if shared else p.vf_coef * vf * w).backward()
-                    M.use_policy()
-                    with torch.no_grad():
-                        ratio = torch.exp(logp - b["logp"][micro])
-                        if first_dev is None: first_dev = (ratio - 1).abs()[mask].max().item()
-                        st["ent"].append(masked_mean(entropy_from_logits(logits), mask).item())
-                    for k, v in (("pg", pg), ("vf", vf), ("clip", clipfrac), ("vclip", vclip), ("akl", akl), ("ratio", masked_mean(ratio, mask))):
-                        st[k].append(float(v.detach()))
-                for g in self.optimizer.param_groups:
-                    torch.nn.utils.clip_grad_norm_(g["params"], t.max_grad_norm)
-                self.optimizer.step(); self.optimizer.zero_grad(set_to_none=True)
-        mean = lambda xs: sum(xs) / len(xs)
-        r = st["ratio"]
-        return {"policy/approxkl_avg": mean(st["akl"]), "policy/clipfrac_avg": mean(st["clip"]), "policy/entropy_avg": mean(st["ent"]),
-                "loss/policy_avg": mean(st["pg"]), "loss/value_avg": mean(st["vf"]), "val/clipfrac_avg": mean(st["vclip"]),
-                "val/ratio": mean(r), "val/ratio_var": mean([(x - mean(r)) ** 2 for x in r]), "val/ratio_first_minibatch_maxdev": first_dev}
-
-    def _metrics(self, b, upd, dt) -> dict:
-        m, mask = b["mask"], b["mask"].float()
-        seq = lambda x: (x * mask).sum(1)
-        kl, ns = seq(b["kl"]), seq(b["non_score"])
-        ret, val = b["returns"], b["values"]
-        var_r = masked_var(ret, m)
-        ev = (1 - masked_var(ret - val, m) / var_r).item() if var_r > 0 else float("nan")
-        out = {"objective/kl": kl.mean().item(), "objective/entropy": seq(-b["logp"]).mean().item(),
-               "objective/non_score_reward": ns.mean().item(), "objective/rlhf_reward": (b["scores"] + ns).mean().item(),
-               "objective/scores": b["scores"].mean().item(), "objective/kl_coef": self.kl_ctl.value,
-               "objective/eos_fraction": b["has_eos"].float().mean().item(), "val/num_eos_tokens": int(b["has_eos"].sum()),
-               "val/explained_variance": ev, "completions/mean_length": mask.sum(1).mean().item()}
-        for name, vals in b["per"].items():
-            ok = [v for v in vals if not math.isnan(v)]
-            out[f"rewards/{name}/mean"] = sum(ok) / len(ok) if ok else float("nan")
-        out.update(upd)
-        out.update({"lr": self.scheduler.get_last_lr()[0], "episode": self.episode, "epoch": self.episode / len(self.train_dataset), "step_time": dt})
-        return out
-
-    def _sample_rows(self, b) -> list[dict]:
-        rows = []
-        for i in range(min(self.num_logged_samples, len(b["texts"]))):
-            pr = b["prompts"][i]
-            rows.append({"prompt": pr if isinstance(pr, str) else "\n".join(f"{m['role']}: {m['content']}" for m in pr),
-                         "completion": b["texts"][i], "rewards": {k: v[i] for k, v in b["per"].items()},
-                         "reward": b["scores"][i].item(), "advantage": b["adv"][i, 0].item()})
-        return rows
-
-    def step(self) -> dict:
-        "One PPO update: rollout, advantages, PPO epochs; returns its metrics."
-        t0 = time.perf_counter()
-        rows = [self.train_dataset[i] for i in self._next_indices(self.rollout_size)]
-        b = self.rollout(rows)
-        upd = self._update(b)
-        self.episode += len(rows)
-        self.global_step += 1
-        metrics = self._metrics(b, upd, time.perf_counter() - t0)
-        self.scheduler.step()
-        self.kl_ctl.update(metrics["objective/kl"], len(rows))
-        self._last_batch = b
-        return metrics
-
-    def _emit(self, metrics, b):
-        step = self.global_step
-        self.log_history.append({"step": step, **metrics})
-        rows = self._sample_rows(b) if self.num_logged_samples else []
-        if self.run_writer is not None:
-            self.run_writer.log(metrics, step)
-            if rows: self.run_writer.log_samples(step, rows)
-        for cb in self.callbacks:
-            _call_back(cb, "on_log", metrics, step)
-            if rows: _call_back(cb, "on_samples", step, rows)
-
-    def train(self) -> dict:
-        "Run `max_steps` PPO updates (or until a callback's `should_stop()` says so); returns the step, last metrics and output folder."
-        t = self.args
-        while self.global_step < self.max_steps:
-            metrics = self.step()
-            self.last_metrics = metrics
-            stop = any(bool(_call_back(cb, "should_stop")) for cb in self.callbacks if hasattr(cb, "should_stop"))
-            last = self.global_step == self.max_steps or stop
-            if self.global_step % t.logging_steps == 0 or last: self._emit(metrics, self._last_batch)
-            if t.save_steps and (self.global_step % t.save_steps == 0): self.save_checkpoint()
-            if stop: break
-        return {"global_step": self.global_step, "metrics": self.last_metrics, "output_dir": t.output_dir}
-
-    # ---- saving and generating -----------------------------------------------------------------------------------
-    def save_model(self, path=None):
-        "Write the policy (adapter or model) and tokenizer to `path`, the critic to `path/value`; atomically."
-        path = Path(path or self.args.output_dir)
-        def write(tmp):
-            self.models.save(tmp); self.tokenizer.save_pretrained(str(tmp))
-        return _atomic_dir(path, write)
-
-    def save_checkpoint(self):
-        "Save `checkpoint-<step>` (model, optimizer, scheduler, trainer state) under the output folder; keep the newest `save_total_limit`."
-        import torch
-        root = Path(self.args.output_dir)
-        def write(tmp):
-            self.models.save(tmp); self.tokenizer.save_pretrained(str(tmp))
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, tmp / "optimizer.pt")
-            (tmp / "trainer_state.json").write_text(json.dumps({"global_step": self.global_step, "episode": self.episode,
-                "kl_coef": self.kl_ctl.value, "max_steps": self.max_steps, "log_history": self.log_history}, indent=1, default=float))
-        out = _atomic_dir(root / f"checkpoint-{self.global_step}", write)
-        if self.args.save_total_limit:
-            cks = sorted(root.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
-            for old in cks[:-self.args.save_total_limit]: shutil.rmtree(old, ignore_errors=True)
-        return out
-
-    def generate(self, prompts, **kw) -> list[str]:
-        "Completions of `prompts` (strings or chat messages) from the current policy; `kw` overrides the sampling settings."
-        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)): prompts = [prompts]
-        self.models.train(False)
-        q_ids, q_mask = self._encode(prompts)
-        resp = self._generate(q_ids, q_mask, **kw)
-        rm = response_masks(resp, self.stop_ids)
-        return [self.tokenizer.decode(resp[i, :rm.last_idx[i] + 1], skip_special_tokens=True) for i in range(len(resp))]
+        self.total_steps = self.training.max_steps or max(1, math.ceil(self.training.num_epochs * len(self.train_dataset) / self.rollout_size))
+        self.optimizer, self.scheduler = _optimizer_and_scheduler(self.models, self.training, self.ppo, self.total_steps)
+        self.kl_ctl = AdaptiveKLController(self.ppo.kl_coef, self.ppo.adaptive_kl_target, self.ppo.adaptive_kl_horizon)
+        self.global_step, self.episode = 0, 0  # PPO updates done, prompts seen
+        self.last_metrics, self.last_rollout, self.log_history = {}, None, []
+        self._rng = torch.Generator().manual_seed(self.training.seed)  # dataset order and minibatch shuffles
+        self._order, self._pos = None, 0
 
     def __repr__(self):
-        return (f"PPOTrainer(value_mode={self.models.value_mode!r}, peft={self.models.is_peft}, rollout={self.rollout_size}, "
-                f"mini_batch={self.mini_batch_size}, max_steps={self.max_steps}, rewards={self.rewards.names})")
+        return (f"PPOEngine(value_mode={self.models.value_mode!r}, peft={self.models.is_peft}, rollout={self.rollout_size}, "
+                f"mini_batch={self.mini_batch_size}, total_steps={self.total_steps}, rewards={self.rewards.names})")
+
+# %% ../nbs/06a_ppo.ipynb #5b1e0c12
+@patch
+def _render(self: PPOEngine, prompt) -> tuple[str, bool]:
+    "(text, is_chat): a text prompt as is, chat messages through the tokenizer's chat template."
+    if isinstance(prompt, str): return prompt, False
+    if isinstance(prompt, (list, tuple)) and all(isinstance(m, dict) and "role" in m for m in prompt):
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ConfigError("The dataset's prompts are chat messages but the tokenizer has no chat template. Set model.chat_template (e.g. 'chatml') or use plain-text prompts.")
+        return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True), True
+    raise ConfigError(f"A prompt must be a string or a list of {{'role', 'content'}} messages; got {type(prompt).__name__}: {str(prompt)[:80]!r}.")
+
+@patch
+def _encode(self: PPOEngine, prompts) -> tuple:
+    "Left-padded prompt ids and mask, each prompt cut from the left to leave room for the response."
+    import torch
+    keep = max(1, self.config.model.max_seq_length - self.ppo.max_completion_length)
+    rows = []
+    for prompt in prompts:
+        text, chat = self._render(prompt)
+        ids = self.tokenizer(text, add_special_tokens=not chat)["input_ids"][-keep:]
+        rows.append(ids or [self.pad_id])
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows): ids[i, width - len(r):] = torch.tensor(r); mask[i, width - len(r):] = 1
+    return ids.to(self.models.device), mask.to(self.models.device)
+
+# %% ../nbs/06a_ppo.ipynb #5b1e0c15
+@patch
+def _next_indices(self: PPOEngine, n: int) -> list[int]:
+    "The next `n` dataset rows, reshuffled at every pass over the data."
+    import torch
+    out = []
+    while len(out) < n:
+        if self._order is None or self._pos >= len(self._order):
+            self._order, self._pos = torch.randperm(len(self.train_dataset), generator=self._rng).tolist(), 0
+        take = self._order[self._pos:self._pos + n - len(out)]
+        out += take; self._pos += len(take)
+    return out
+
+# %% ../nbs/06a_ppo.ipynb #6c2f1d22
+@dataclass
+class Rollout:
+    "One batch of sampled responses with everything the PPO update needs."
+    prompts: list  # the dataset prompts (text or chat messages)
+    completions: list  # the decoded responses, cut after their first EOS
+    completion_ids: list  # token ids of each response up to and including its EOS
+    input_ids: Any  # [B, C + T] left-padded prompt followed by the response
+    attention_mask: Any  # [B, C + T]
+    responses: Any  # [B, T] response ids, padding after the EOS
+    context_length: int  # C: the padded prompt length
+    mask: Any  # [B, T] bool: True on response tokens (up to and including the EOS)
+    last_index: Any  # [B] the position of each response's last token (its EOS, or T - 1)
+    has_eos: Any  # [B] bool: the response stopped by itself
+    logprobs: Any  # log-probs of the sampled tokens under the policy that sampled them
+    ref_logprobs: Any  # log-probs of the sampled tokens under the reference
+    values: Any  # V(s_t) before each response token (0 outside the mask once advantages are in)
+    reward_values: dict | None = None  # scoring: {reward name: [B] values, None for no opinion}
+    scores: Any = None  # scoring: [B] weighted reward total, less missing_eos_penalty for responses without EOS
+    kl: Any = None  # advantages: per-token KL estimate, 0 outside the mask
+    non_score_rewards: Any = None  # advantages: per-token -kl_coef * kl
+    advantages: Any = None  # advantages: whitened GAE advantages, 0 outside the mask
+    returns: Any = None  # advantages: GAE returns (advantages before whitening + values)
+    def __len__(self): return len(self.responses)
+
+# %% ../nbs/06a_ppo.ipynb #6c2f1d23
+@patch
+def _generate(self: PPOEngine, query_ids, query_mask, **overrides):
+    "Sampled response ids `[B, T]` for left-padded prompts (sampling with temperature only, unless `overrides` say otherwise)."
+    import torch
+    from trl.models.utils import unwrap_model_for_generation
+    kw = {**PPO_GEN_KWARGS, "temperature": self.ppo.temperature, "max_new_tokens": self.ppo.max_completion_length,
+          "eos_token_id": self.stop_ids, "pad_token_id": self.pad_id, **overrides}
+    if not kw.get("do_sample", True):
+        for k in ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff"): kw.pop(k, None)
+    out, bs, ctx = [], self.training.batch_size, query_ids.shape[1]
+    self.models.use_policy()
+    with torch.no_grad(), unwrap_model_for_generation(self.models.model, self.accelerator) as m:
+        for i in range(0, len(query_ids), bs):
+            out.append(m.generate(input_ids=query_ids[i:i + bs], attention_mask=query_mask[i:i + bs], **kw)[:, ctx:])
+    width = max(o.shape[1] for o in out)
+    return torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1]), value=self.pad_id) for o in out])
+
+# %% ../nbs/06a_ppo.ipynb #6c2f1d32
+def _in_chunks(fn, size: int, *tensors):
+    "`fn` over row chunks of `size` of `tensors`, results concatenated (bounds the memory of a forward)."
+    import torch
+    return torch.cat([fn(*(t[i:i + size] for t in tensors)) for i in range(0, len(tensors[0]), size)])
+
+@patch
+def _sample(self: PPOEngine, prompts: list) -> Rollout:
+    "Stage 1: sample responses to `prompts`, cut them after the EOS, and compute log-probs, reference log-probs and values."
+    import torch
+    models = self.models
+    query_ids, query_mask = self._encode(prompts)
+    models.train(False)
+    sampled = self._generate(query_ids, query_mask)
+    ends = response_masks(sampled, self.stop_ids)
+    responses = truncate_responses(sampled, ends.mask, self.pad_id)
+    ctx, bs = query_ids.shape[1], self.training.batch_size
+    input_ids, attention_mask = torch.cat([query_ids, responses], 1), torch.cat([query_mask, ends.mask.long()], 1)
+    with torch.no_grad():
+        logprobs = _in_chunks(lambda i, a, r: response_logprobs(models.policy_forward(i, a, ctx)[0], r), bs, input_ids, attention_mask, responses)
+        ref_logprobs = _in_chunks(lambda i, a, r: response_logprobs(models.ref_logits(i, a, ctx), r), bs, input_ids, attention_mask, responses)
+        values = _in_chunks(lambda i, a: models.values(i, a, ctx), bs, input_ids, attention_mask)
+        models.use_policy()
+    completion_ids = [responses[i, :ends.last_idx[i] + 1].tolist() for i in range(len(responses))]
+    return Rollout(prompts=list(prompts), completions=[self.tokenizer.decode(c, skip_special_tokens=True) for c in completion_ids],
+                   completion_ids=completion_ids, input_ids=input_ids, attention_mask=attention_mask, responses=responses,
+                   context_length=ctx, mask=ends.mask, last_index=ends.last_idx, has_eos=ends.has_eos,
+                   logprobs=logprobs, ref_logprobs=ref_logprobs, values=values)
+
+# %% ../nbs/06a_ppo.ipynb #6c2f1d26
+@patch
+def _score(self: PPOEngine, rollout: Rollout, columns: dict):
+    "Stage 2: score the decoded responses (reward functions get the dataset's other `columns`); sets `reward_values` and `scores`."
+    import torch
+    prompts, texts = rollout.prompts, rollout.completions
+    completions = [[{"role": "assistant", "content": t}] if not isinstance(p, str) else t for p, t in zip(prompts, texts)]
+    conversations = [self._render(p)[0] + t for p, t in zip(prompts, texts)]
+    scores, rollout.reward_values = self.rewards(prompts, completions, completion_ids=rollout.completion_ids, texts=conversations,
+                                                 tokenizer=self.tokenizer, **columns)
+    scores = torch.tensor(scores, dtype=torch.float32, device=rollout.input_ids.device)
+    penalty = self.ppo.missing_eos_penalty
+    rollout.scores = scores if penalty is None else torch.where(rollout.has_eos, scores, scores - penalty)
+    return rollout
+
+# %% ../nbs/06a_ppo.ipynb #6c2f1d29
+@patch
+def _advantages(self: PPOEngine, rollout: Rollout):
+    "Stage 3: per-token KL penalty with the score on the last token, GAE, whitened advantages; sets `kl`, `non_score_rewards`, `advantages`, `returns`."
+    import torch
+    ppo, mask, zeros = self.ppo, rollout.mask, torch.zeros_like(rollout.logprobs)
+    rollout.kl = torch.where(mask, kl_penalty(rollout.logprobs, rollout.ref_logprobs, ppo.kl_estimator), zeros)
+    rewards, rollout.non_score_rewards = token_rewards(rollout.scores, rollout.kl, mask, rollout.last_index, self.kl_ctl.value)
+    if ppo.whiten_rewards: rewards = masked_whiten(rewards, mask, shift_mean=False)
+    rollout.values = torch.where(mask, rollout.values, torch.zeros_like(rollout.values))
+    advantages, rollout.returns = gae(rewards, rollout.values, mask, ppo.gamma, ppo.lam)
+    rollout.advantages = torch.where(mask, masked_whiten(advantages, mask), torch.zeros_like(advantages))
+    return rollout
+
+# %% ../nbs/06a_ppo.ipynb #6c2f1d2c
+@patch
+def rollout(self: PPOEngine, rows: list[dict]) -> Rollout:
+    "Sample, score and evaluate one batch of dataset rows: everything the update needs."
+    columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
+    rollout = self._sample([r["prompt"] for r in rows])
+    return self._advantages(self._score(rollout, columns))
+
+# %% ../nbs/06a_ppo.ipynb #7d3a2e32
+@patch
+def _update(self: PPOEngine, rollout: Rollout) -> dict:
+    "PPO epochs over shuffled minibatches of one rollout; returns the averaged statistics under TRL's names."
+    import torch
+    from trl.trainer.utils import entropy_from_logits
+    models, ppo, ctx = self.models, self.ppo, rollout.context_length
+    shared = models.value_mode == "shared"  # one forward gives logits and values; one backward for both losses
+    models.train(True)
+    stats = {k: [] for k in ("pg_loss", "vf_loss", "clipfrac", "vf_clipfrac", "approxkl", "entropy", "ratio")}
+    first_deviation = None
+    for _ in range(ppo.num_ppo_epochs):
+        order = torch.randperm(len(rollout), generator=self._rng).to(rollout.input_ids.device)
+        for minibatch in order.split(self.mini_batch_size):
+            for micro in minibatch.split(self.training.batch_size):
+                weight = len(micro) / len(minibatch)
+                ids, attn, responses, mask = rollout.input_ids[micro], rollout.attention_mask[micro], rollout.responses[micro], rollout.mask[micro]
+                old_logprobs = rollout.logprobs[micro]
+                logits, shared_values = models.policy_forward(ids, attn, ctx, with_values=shared)
+                logprobs = response_logprobs(logits, responses)
+                pg_loss, clipfrac, approxkl = policy_loss(logprobs, old_logprobs, rollout.advantages[micro], mask, ppo.cliprange)
+                if not shared: (pg_loss * weight).backward()
+                predicted = shared_values if shared else models.values(ids, attn, ctx)
+                vf_loss, vf_clipfrac = value_loss(predicted, rollout.values[micro], rollout.returns[micro], mask, ppo.cliprange_value)
+                ((pg_loss + ppo.vf_coef * vf_loss) * weight if shared else ppo.vf_coef * vf_loss * weight).backward()
+                models.use_policy()
+                with torch.no_grad():
+                    ratio = torch.exp(logprobs - old_logprobs)
+                    if first_deviation is None: first_deviation = (ratio - 1).abs()[mask].max().item()
+                    stats["entropy"].append(masked_mean(entropy_from_logits(logits), mask).item())
+                for k, v in (("pg_loss", pg_loss), ("vf_loss", vf_loss), ("clipfrac", clipfrac), ("vf_clipfrac", vf_clipfrac),
+                             ("approxkl", approxkl), ("ratio", masked_mean(ratio, mask))):
+                    stats[k].append(float(v.detach()))
+            for group in self.optimizer.param_groups:
+                torch.nn.utils.clip_grad_norm_(group["params"], self.training.max_grad_norm)
+            self.optimizer.step(); self.optimizer.zero_grad(set_to_none=True)
+    mean = lambda xs: sum(xs) / len(xs)
+    ratios = stats["ratio"]
+    return {"policy/approxkl_avg": mean(stats["approxkl"]), "policy/clipfrac_avg": mean(stats["clipfrac"]),
+            "policy/entropy_avg": mean(stats["entropy"]), "loss/policy_avg": mean(stats["pg_loss"]), "loss/value_avg": mean(stats["vf_loss"]),
+            "val/clipfrac_avg": mean(stats["vf_clipfrac"]), "val/ratio": mean(ratios), "val/ratio_var": mean([(x - mean(ratios)) ** 2 for x in ratios]),
+            "val/ratio_first_minibatch_maxdev": first_deviation}
+
+# %% ../nbs/06a_ppo.ipynb #7d3a2e36
+@patch
+def _metrics(self: PPOEngine, rollout: Rollout, update_stats: dict, seconds: float) -> dict:
+    "The `log` payload of one update: a flat dict of numbers under TRL's PPO names, plus each reward's mean."
+    mask, fmask = rollout.mask, rollout.mask.float()
+    per_response = lambda x: (x * fmask).sum(1)
+    kl, non_score = per_response(rollout.kl), per_response(rollout.non_score_rewards)
+    var_returns = masked_var(rollout.returns, mask)
+    explained = (1 - masked_var(rollout.returns - rollout.values, mask) / var_returns).item() if var_returns > 0 else float("nan")
+    out = {"objective/kl": kl.mean().item(), "objective/entropy": per_response(-rollout.logprobs).mean().item(),
+           "objective/non_score_reward": non_score.mean().item(), "objective/rlhf_reward": (rollout.scores + non_score).mean().item(),
+           "objective/scores": rollout.scores.mean().item(), "objective/kl_coef": self.kl_ctl.value,
+           "objective/eos_fraction": rollout.has_eos.float().mean().item(), "val/num_eos_tokens": int(rollout.has_eos.sum()),
+           "val/explained_variance": explained, "completions/mean_length": fmask.sum(1).mean().item()}
+    for name, vals in rollout.reward_values.items():
+        known = [v for v in vals if v is not None]
+        out[f"rewards/{name}/mean"] = sum(known) / len(known) if known else float("nan")
+    out.update(update_stats)
+    out.update({"lr": self.scheduler.get_last_lr()[0], "episode": self.episode, "epoch": self.episode / len(self.train_dataset), "step_time": seconds})
+    return out
+
+# %% ../nbs/06a_ppo.ipynb #7d3a2e37
+@patch
+def _sample_rows(self: PPOEngine, rollout: Rollout) -> list[dict]:
+    "The `samples` payload: the first `num_logged_samples` completions, in the row shape of the TRL engine's adapter."
+    rows = []
+    for i in range(min(self.num_logged_samples, len(rollout))):
+        rows.append({"prompt": prompt_text(rollout.prompts[i]), "completion": rollout.completions[i],
+                     "rewards": {name: vals[i] for name, vals in rollout.reward_values.items()},
+                     "reward": rollout.scores[i].item(), "advantage": rollout.advantages[i, 0].item(),
+                     "completion_length": len(rollout.completion_ids[i]), "truncated": not bool(rollout.has_eos[i])})
+    return rows
+
+# %% ../nbs/06a_ppo.ipynb #7d3a2e3b
+@patch
+def step(self: PPOEngine) -> dict:
+    "One PPO update: rollout, advantages, PPO epochs; returns its metrics (and keeps its rollout in `last_rollout`)."
+    start = time.perf_counter()
+    rows = [self.train_dataset[i] for i in self._next_indices(self.rollout_size)]
+    rollout = self.rollout(rows)
+    update_stats = self._update(rollout)
+    self.episode += len(rows)
+    self.global_step += 1
+    metrics = self._metrics(rollout, update_stats, time.perf_counter() - start)
+    self.scheduler.step()
+    self.kl_ctl.update(metrics["objective/kl"], len(rows))
+    self.last_rollout, self.last_metrics = rollout, metrics
+    return metrics
+
+# %% ../nbs/06a_ppo.ipynb #7d3a2e3c
+@patch
+def train(self: PPOEngine) -> dict:
+    "Run PPO updates until `total_steps` or until `should_stop()`; emits step, log, samples and save events."
+    training = self.training
+    while self.global_step < self.total_steps:
+        metrics = self.step()
+        step = self.global_step
+        self.events.emit("step", step=step)
+        stop = bool(self.should_stop())
+        if step % training.logging_steps == 0 or step == self.total_steps or stop:
+            self.log_history.append({"step": step, **metrics})
+            self.events.emit("log", step=step, metrics=metrics)
+            rows = self._sample_rows(self.last_rollout) if self.num_logged_samples else []
+            if rows: self.events.emit("samples", step=step, rows=rows)
+        if training.save_steps and step % training.save_steps == 0: self.save_checkpoint()
+        if stop: break
+    return {"global_step": self.global_step, "metrics": self.last_metrics, "output_dir": training.output_dir}
+
+# %% ../nbs/06a_ppo.ipynb #d3879c87
+@patch
+def save_model(self: PPOEngine, path=None):
+    "Write the policy (adapter or model) and tokenizer to `path`, the critic to `path/value`; atomically."
+    path = Path(path or self.training.output_dir)
+    def write(tmp):
+        self.models.save(tmp); self.tokenizer.save_pretrained(str(tmp))
+    return atomic_dir(path, write)
+
+# %% ../nbs/06a_ppo.ipynb #d3879c88
+@patch
+def save_checkpoint(self: PPOEngine):
+    "Save `checkpoint-<step>` (model, optimizer, scheduler, engine state) under the output folder, keep the newest `save_total_limit`, emit `save`."
+    import torch
+    root = Path(self.training.output_dir)
+    def write(tmp):
+        self.models.save(tmp); self.tokenizer.save_pretrained(str(tmp))
+        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, tmp / "optimizer.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps({"global_step": self.global_step, "episode": self.episode,
+            "kl_coef": self.kl_ctl.value, "max_steps": self.total_steps, "log_history": self.log_history}, indent=1, default=float))
+    path = atomic_dir(root / f"checkpoint-{self.global_step}", write)
+    if self.training.save_total_limit:
+        step_of = lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1
+        for old in sorted(root.glob("checkpoint-*"), key=step_of)[:-self.training.save_total_limit]: shutil.rmtree(old, ignore_errors=True)
+    self.events.emit("save", step=self.global_step, path=str(path))
+    return path
+
+# %% ../nbs/06a_ppo.ipynb #5c31b990
+@patch
+def generate(self: PPOEngine, prompts, **kw) -> list[str]:
+    "Completions of `prompts` (strings or chat messages) from the current policy; `kw` overrides the sampling settings."
+    if isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict)): prompts = [prompts]
+    self.models.train(False)
+    query_ids, query_mask = self._encode(prompts)
+    responses = self._generate(query_ids, query_mask, **kw)
+    ends = response_masks(responses, self.stop_ids)
+    return [self.tokenizer.decode(responses[i, :ends.last_idx[i] + 1], skip_special_tokens=True) for i in range(len(responses))]

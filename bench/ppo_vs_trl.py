@@ -34,22 +34,22 @@ def worker_ours(model_dir, mode, updates, seed):
     torch.set_num_threads(1)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftParams, ModelConfig
-    from aligntune.ppo import PPOTrainer
+    from aligntune.ppo import PPOEngine
     s = SETTINGS
     tok = AutoTokenizer.from_pretrained(model_dir); model = AutoModelForCausalLM.from_pretrained(model_dir)
     cfg = UnifiedConfig(algorithm="ppo", model=ModelConfig(max_seq_length=64),
                         peft=PeftParams(enabled=mode == "lora", r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=0.0),
                         training=TrainingConfig(output_dir=tempfile.mkdtemp(), batch_size=s["batch_size"], learning_rate=s["learning_rate"],
                                                 max_steps=updates, seed=seed, lr_scheduler_type="constant"),
-                        ppo=PPOParams(response_length=R, temperature=s["temperature"], kl_coef=s["kl_coef"],
+                        ppo=PPOParams(max_completion_length=R, temperature=s["temperature"], kl_coef=s["kl_coef"],
                                       num_ppo_epochs=s["num_ppo_epochs"], num_mini_batches=s["num_mini_batches"]))
     def reward(prompts, completions, completion_ids, **kw): return [sum(t == A_ID for t in ids) / R for ids in completion_ids]
     rows, t = [], [0.0]
     class Rec:
         "Seconds between two logs, measured the same way as on the TRL side."
-        def on_log(self, m, step):
-            now = time.perf_counter(); rows.append((m["objective/scores"], now - t[0])); t[0] = now
-    tr = PPOTrainer(model, tok, cfg, [{"prompt": p} for p in PROMPTS], reward_funcs=[reward], callbacks=[Rec()], num_logged_samples=0)
+        def on_log(self, trainer, step, metrics):
+            now = time.perf_counter(); rows.append((metrics["objective/scores"], now - t[0])); t[0] = now
+    tr = PPOEngine(model, tok, cfg, [{"prompt": p} for p in PROMPTS], reward_functions=[reward], callbacks=[Rec()], num_logged_samples=0)
     t[0] = time.perf_counter()
     tr.train()
     return {"scores": [r[0] for r in rows], "secs": [r[1] for r in rows], "value_mode": tr.models.value_mode}

@@ -6,7 +6,8 @@ from aligntune.config import UnifiedConfig, TrainingConfig, PPOParams, PeftParam
 from aligntune.ppo_core import (masked_whiten, masked_mean, masked_var, response_masks, kl_penalty, token_rewards, gae,
                                 policy_loss, value_loss, AdaptiveKLController)
 from aligntune.models import char_model
-from aligntune.ppo import PPOTrainer, PPOModels, PPOModelError, check_ppo_model, response_logits, response_logprobs, position_ids_from_mask
+from aligntune.callbacks import Callback, Dispatcher, RunRecorder, StopAfter
+from aligntune.ppo import PPOEngine, PPOModels, PPOModelError, check_ppo_model, response_logits, response_logprobs, position_ids_from_mask
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------------------------
@@ -29,7 +30,7 @@ def a_fraction(prompts, completions, completion_ids, **kw):
     return [sum(t == A_ID for t in ids) / 8 for ids in completion_ids]
 
 def make_cfg(tmp_path, peft=True, steps=2, **ppo):
-    kw = dict(response_length=8, kl_coef=0.02, num_ppo_epochs=2, num_mini_batches=2)
+    kw = dict(max_completion_length=8, kl_coef=0.02, num_ppo_epochs=2, num_mini_batches=2)
     kw.update(ppo)
     return UnifiedConfig(algorithm="ppo", model=ModelConfig(max_seq_length=64),
                          peft=PeftParams(enabled=peft, r=8, lora_alpha=16, lora_dropout=0.05),
@@ -37,10 +38,16 @@ def make_cfg(tmp_path, peft=True, steps=2, **ppo):
                                                  max_steps=steps, seed=0, lr_scheduler_type="constant"),
                          ppo=PPOParams(**kw))
 
-class Recorder:
-    def __init__(self): self.logs, self.samples = [], []
-    def on_log(self, m, step): self.logs.append((step, m))
-    def on_samples(self, step, rows): self.samples.append((step, rows))
+class Recorder(Callback):
+    "Hears the engine's events with the listener signature on_<event>(trainer, **payload)."
+    def __init__(self): self.logs, self.samples, self.steps, self.saves, self.others = [], [], [], [], []
+    def on_step(self, trainer, step): self.steps.append(step)
+    def on_log(self, trainer, step, metrics): self.logs.append((step, metrics))
+    def on_samples(self, trainer, step, rows): self.samples.append((step, rows))
+    def on_save(self, trainer, step, path): self.saves.append((step, path))
+    def on_train_begin(self, trainer): self.others.append("train_begin")
+    def on_train_end(self, trainer, status, result): self.others.append("train_end")
+    def on_stop(self, trainer, step, reason): self.others.append("stop")
 
 
 # ---- the arithmetic -------------------------------------------------------------------------------------------------
@@ -131,7 +138,7 @@ def test_adapters_reference_fixed_and_grads_separate(tmp_path):
     model, tok = tiny_lm()
     q = torch.tensor([[0, 5, 6, 7, 8, 9, 10], [4, 5, 6, 7, 8, 9, 10]]); am = (q != 0).long()
     with torch.no_grad(): base_logits = response_logits(model, q, am, 4, 0.7)[0]
-    tr = PPOTrainer(model, tok, make_cfg(tmp_path, steps=1), PROMPTS, reward_funcs=[a_fraction])
+    tr = PPOEngine(model, tok, make_cfg(tmp_path, steps=1), PROMPTS, reward_functions=[a_fraction])
     M = tr.models
     assert M.value_mode == "adapter" and sorted(M.model.peft_config) == ["policy", "value"]
     # value loss alone: no gradient reaches the policy adapter, and the other way round
@@ -152,7 +159,7 @@ def test_save_and_reload_reproduce_logprobs(tmp_path):
     from peft import PeftModel
     from safetensors.torch import load_file
     model, tok = tiny_lm()
-    tr = PPOTrainer(model, tok, make_cfg(tmp_path, steps=2), PROMPTS, reward_funcs=[a_fraction])
+    tr = PPOEngine(model, tok, make_cfg(tmp_path, steps=2), PROMPTS, reward_functions=[a_fraction])
     tr.train()
     out = tr.save_model(tmp_path / "final")
     assert (out / "adapter_model.safetensors").exists() and (out / "value" / "adapter_model.safetensors").exists()
@@ -169,7 +176,7 @@ def test_save_and_reload_reproduce_logprobs(tmp_path):
 
 # ---- the trainer ----------------------------------------------------------------------------------------------------
 def test_full_finetune_chat_prompts_reward_model_and_run_record(tmp_path, tiny_model):
-    "Full fine-tune ('model' value mode) of the shared tiny model, chat prompts, a reward model plus a function, RunWriter."
+    "Full fine-tune ('model' value mode) of the shared tiny model, chat prompts, a reward model plus a function, the Run recorder listening."
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
     from aligntune.runs import RunWriter, Run
     tok = AutoTokenizer.from_pretrained(tiny_model); tok.padding_side = "left"
@@ -184,8 +191,8 @@ def test_full_finetune_chat_prompts_reward_model_and_run_record(tmp_path, tiny_m
         return [None if i == 0 else float(c[0]["content"].strip() == a) for i, (c, a) in enumerate(zip(completions, answer))]
     cfg = make_cfg(tmp_path, peft=False, steps=2, missing_eos_penalty=1.0)
     w = RunWriter(tmp_path / "run")
-    tr = PPOTrainer(model, tok, cfg, rows, reward_funcs=[right_answer], reward_weights=[1.0, 0.5], reward_model=str(tmp_path / "rm"),
-                    run_writer=w)
+    tr = PPOEngine(model, tok, cfg, rows, reward_functions=[right_answer], reward_weights=[1.0, 0.5], reward_model=str(tmp_path / "rm"),
+                    callbacks=[RunRecorder(w)])
     ref_before = {k: v.clone() for k, v in tr.models.ref_model.state_dict().items()}
     pol_before = {k: v.clone() for k, v in model.state_dict().items()}
     res = tr.train(); w.close()
@@ -206,13 +213,10 @@ def test_missing_eos_penalty_and_stop_and_checkpoints(tmp_path):
     zero = lambda prompts, completions, **kw: [0.0] * len(completions)
     cfg = make_cfg(tmp_path, steps=5, missing_eos_penalty=2.0, num_ppo_epochs=1, num_mini_batches=1)
     cfg.training.save_steps, cfg.training.save_total_limit = 1, 1
-    class Stop:
-        n = 0
-        def should_stop(self): self.n += 1; return self.n >= 3
-    tr = PPOTrainer(model, tok, cfg, PROMPTS, reward_funcs=[zero], callbacks=[Stop()])
-    b = tr.rollout([tr.train_dataset[i] for i in range(8)])
-    assert torch.equal(b["scores"], torch.where(b["has_eos"], 0.0, -2.0))
-    assert (~b["has_eos"]).any()
+    tr = PPOEngine(model, tok, cfg, PROMPTS, reward_functions=[zero], callbacks=[StopAfter(3)])
+    rollout = tr.rollout([tr.train_dataset[i] for i in range(8)])
+    assert torch.equal(rollout.scores, torch.where(rollout.has_eos, 0.0, -2.0))
+    assert (~rollout.has_eos).any()
     res = tr.train()
     assert res["global_step"] == 3
     cks = sorted(p.name for p in (tmp_path / "run").iterdir())
@@ -220,9 +224,60 @@ def test_missing_eos_penalty_and_stop_and_checkpoints(tmp_path):
     st = json.loads((tmp_path / "run" / "checkpoint-3" / "trainer_state.json").read_text())
     assert st["global_step"] == 3 and len(st["log_history"]) == 3
 
+def test_events_have_the_trl_adapters_payloads(tmp_path):
+    "step after every update; log, samples at logging steps; save per checkpoint; rows shaped as the TRL adapter's; no trainer events."
+    model, tok = tiny_lm()
+    cfg = make_cfg(tmp_path, steps=3, num_ppo_epochs=1, num_mini_batches=1)
+    cfg.training.logging_steps, cfg.training.save_steps = 2, 2
+    def none_for_odd(prompts, completions, **kw): return [None if i % 2 else 1.0 for i in range(len(completions))]
+    rec = Recorder()
+    tr = PPOEngine(model, tok, cfg, PROMPTS, reward_functions=[a_fraction, none_for_odd], reward_weights=[1.0, 0.5], callbacks=[rec],
+                   num_logged_samples=3)
+    tr.train()
+    assert rec.steps == [1, 2, 3] and rec.others == []                    # train_begin/stop/train_end are the trainer's
+    assert [s for s, _ in rec.logs] == [2, 3] and [s for s, _ in rec.samples] == [2, 3]   # every 2nd step, and the last
+    assert rec.saves == [(2, str(tmp_path / "run" / "checkpoint-2"))] and (tmp_path / "run" / "checkpoint-2" / "optimizer.pt").exists()
+    for _, metrics in rec.logs:
+        assert all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in metrics.items()), metrics
+    # the row of the TRL engine's adapter (backends.trl.SampleTap.flush) less `group` (PPO samples one response per prompt)
+    row_types = {"prompt": str, "completion": str, "rewards": dict, "reward": float, "advantage": float, "completion_length": int, "truncated": bool}
+    rows = rec.samples[-1][1]
+    assert len(rows) == 3
+    for row in rows:
+        assert set(row) == set(row_types) and all(type(row[k]) is t for k, t in row_types.items()), row
+        assert set(row["rewards"]) == {"a_fraction", "none_for_odd"}
+    last = tr.last_rollout
+    for i, row in enumerate(rows):
+        assert row["prompt"] == last.prompts[i] and row["completion"] == last.completions[i]
+        assert row["rewards"]["none_for_odd"] == (None if i % 2 else 1.0)
+        assert row["rewards"]["a_fraction"] == sum(t == A_ID for t in last.completion_ids[i]) / 8
+        assert abs(row["reward"] - (row["rewards"]["a_fraction"] + (0.5 if i % 2 == 0 else 0.0))) < 1e-6   # weighted total; None adds nothing
+        ids = last.completion_ids[i]
+        assert row["completion_length"] == len(ids) and row["truncated"] == (len(ids) >= 8 and ids[-1] != 1)
+
+def test_engine_reports_to_a_trainers_events_and_stop(tmp_path):
+    "Under a trainer: the trainer's dispatcher carries the events (listeners receive the trainer) and its should_stop ends the loop."
+    class Trainer:
+        "The face a trainer shows its listeners."
+        global_step, asked = 0, 0
+        def should_stop(self): self.asked += 1; return self.asked >= 2
+    trainer, rec = Trainer(), Recorder()
+    seen = []
+    class WhoIsTrainer(Callback):
+        def on_step(self, t, step): seen.append(t)
+    events = Dispatcher(trainer, [rec, WhoIsTrainer()])
+    model, tok = tiny_lm()
+    tr = PPOEngine(model, tok, make_cfg(tmp_path, steps=5, num_ppo_epochs=1, num_mini_batches=1), PROMPTS, reward_functions=[a_fraction],
+                   events=events, should_stop=trainer.should_stop, num_logged_samples=0)
+    assert tr.events is events and tr.total_steps == 5
+    res = tr.train()
+    assert res["global_step"] == tr.global_step == 2 and trainer.asked == 2
+    assert rec.steps == [1, 2] and [s for s, _ in rec.logs] == [1, 2] and rec.samples == []
+    assert all(t is trainer for t in seen)
+
 def test_shared_value_mode_runs(tmp_path):
     model, tok = tiny_lm()
-    tr = PPOTrainer(model, tok, make_cfg(tmp_path, steps=1, value_mode="shared", kl_estimator="k3"), PROMPTS, reward_funcs=[a_fraction])
+    tr = PPOEngine(model, tok, make_cfg(tmp_path, steps=1, value_mode="shared", kl_estimator="k3"), PROMPTS, reward_functions=[a_fraction])
     m = tr.train()["metrics"]
     assert tr.models.value_mode == "shared" and sorted(tr.models.model.peft_config) == ["policy"]
     assert all(math.isfinite(v) for v in m.values() if isinstance(v, float))
@@ -230,13 +285,13 @@ def test_shared_value_mode_runs(tmp_path):
 def test_bad_inputs_fail_early(tmp_path):
     model, tok = tiny_lm()
     with pytest.raises(ConfigError, match="not divisible by ppo.num_mini_batches=3"):
-        PPOTrainer(model, tok, make_cfg(tmp_path, num_mini_batches=3), PROMPTS, reward_funcs=[a_fraction])
+        PPOEngine(model, tok, make_cfg(tmp_path, num_mini_batches=3), PROMPTS, reward_functions=[a_fraction])
     with pytest.raises(ConfigError, match="'prompt' column"):
-        PPOTrainer(model, tok, make_cfg(tmp_path), [{"question": "q"}], reward_funcs=[a_fraction])
+        PPOEngine(model, tok, make_cfg(tmp_path), [{"question": "q"}], reward_functions=[a_fraction])
     with pytest.raises(ConfigError, match="PPO needs a reward"):
-        PPOTrainer(model, tok, make_cfg(tmp_path), PROMPTS)
+        PPOEngine(model, tok, make_cfg(tmp_path), PROMPTS)
     with pytest.raises(ConfigError, match="does not exist"):
-        PPOTrainer(model, tok, make_cfg(tmp_path), PROMPTS, reward_model=str(tmp_path / "nope"))
+        PPOEngine(model, tok, make_cfg(tmp_path), PROMPTS, reward_model=str(tmp_path / "nope"))
 
 
 def test_reward_rises(tmp_path):
@@ -245,7 +300,7 @@ def test_reward_rises(tmp_path):
     cfg = make_cfg(tmp_path, steps=12, num_ppo_epochs=4, num_mini_batches=4)
     cfg.training.batch_size = 32
     rec = Recorder()
-    tr = PPOTrainer(model, tok, cfg, PROMPTS, reward_funcs=[a_fraction], callbacks=[rec])
+    tr = PPOEngine(model, tok, cfg, PROMPTS, reward_functions=[a_fraction], callbacks=[rec])
     tr.train()
     scores = [m["objective/scores"] for _, m in rec.logs]
     secs = [m["step_time"] for _, m in rec.logs]
