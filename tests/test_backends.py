@@ -212,11 +212,11 @@ def test_loaded_model_object_is_accepted(tiny_model, tmp_path):
 def test_interrupt_and_stop_leave_a_loadable_model(tiny_model, tmp_path):
     from aligntune import load_model
     class Interrupt:
-        def on_log(self, metrics, step):
+        def on_log(self, trainer, step, metrics):
             if step == 3: raise KeyboardInterrupt
     class StopAt:
         def __init__(self): self.step = 0
-        def on_log(self, metrics, step): self.step = step
+        def on_step(self, trainer, step): self.step = step
         def should_stop(self): return self.step >= 2
     for name, cb, status, steps in (("int", Interrupt(), "interrupted", 3), ("stop", StopAt(), "stopped", 2)):
         out = tmp_path / name
