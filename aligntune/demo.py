@@ -75,7 +75,7 @@ def format_table(results) -> str:
 def _save_before_after(results, run_dir):
     "The GRPO run's before (after SFT and DPO) / after table and PNG, in the evaluation module's format (eval.json, before_after.png)."
     import pandas as pd
-    from aligntune.eval import save_comparison
+    from aligntune.compare import save_comparison
     before, after = results[2], results[3]  # after DPO -> after GRPO
     rows = [dict(task="addition", metric=m, base=before[m], trained=after[m], delta=round(after[m] - before[m], 3))
             for m in ("seen_accuracy", "held_out_accuracy", "terse")]

@@ -1,4 +1,4 @@
-"""Metrics, the `Evaluator`, evaluation tasks and their registry, generation metrics during training, and before/after comparison of a base and a trained model.
+"""The `Evaluator`: likelihood, multiple-choice, generation and reward metrics of one model on rows, files or registered tasks; generation metrics during training; and `eval_main` for the CLI.
 
 Docs: https://aligntune.github.io/aligntune/nbs/eval.html.md"""
 
@@ -6,230 +6,53 @@ Docs: https://aligntune.github.io/aligntune/nbs/eval.html.md"""
 
 # %% ../nbs/07_eval.ipynb #b0eae21d
 from __future__ import annotations
-import difflib, json, math, os, re, string, time
-from collections import Counter
+import json, math, os, time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
+from .config import _did_you_mean
+from aligntune.metrics import (
+    EvalError, exact_match, answer_accuracy, answer_correct, bleu, chrf, rouge, length_stats, distinct_n, win_rate, resolve_model,
+    write_eval_json)
+from .rewards import FunctionReward, resolve_reward_functions, weighted_total, check_weights, completion_text
+from .lmeval import run_lm_eval, check_lm_eval_tasks
+
 # %% auto #0
-__all__ = ['DEFAULT_METRICS', 'METRICS', 'EvalError', 'normalize_text', 'exact_match', 'extract_answer', 'answer_correct',
-           'answer_accuracy', 'bleu', 'chrf', 'rouge', 'length_stats', 'distinct_n', 'compute_rewards', 'reward_stats',
-           'win_rate', 'check_model_folder', 'load_eval_model', 'pick_device', 'resolve_model', 'sequence_logprobs',
-           'generate', 'nll_stats', 'multiple_choice', 'kl_to_reference', 'preference_accuracy', 'TaskCategory',
-           'check_metrics', 'EvalTask', 'to_rows', 'register_task', 'get_task', 'list_tasks', 'EvalResult', 'Evaluator',
-           'generation_eval', 'compare_models', 'plot_before_after', 'save_comparison', 'eval_main', 'run_lm_eval',
-           'write_eval_json']
-
-# %% ../nbs/07_eval.ipynb #fa6299b6
-class EvalError(ValueError):
-    "Evaluation input that cannot run; the message says what was given, what was expected and how to fix it."
-
-def _near(word, choices, n=3):
-    return difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.5)
-
-def _did_you_mean(word, choices):
-    m = _near(word, choices)
-    return f" Did you mean {' or '.join(repr(x) for x in m)}?" if m else ""
-
-# %% ../nbs/07_eval.ipynb #eb154ad9
-def normalize_text(s) -> str:
-    "Lower-case, collapse whitespace, strip surrounding whitespace and punctuation."
-    s = " ".join(str(s).lower().split())
-    return s.strip(string.punctuation + " ")
-
-def exact_match(preds, refs) -> float:
-    "Fraction of predictions equal to their reference after `normalize_text`."
-    _same_len(preds, refs)
-    return sum(normalize_text(p) == normalize_text(r) for p, r in zip(preds, refs)) / max(len(preds), 1)
-
-_NUM = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
-
-def extract_answer(text) -> str:
-    "The final answer in a completion: after '####', inside \\boxed{}, else the last number, else the first line."
-    t = str(text)
-    if "####" in t: return t.split("####")[-1].strip()
-    b = re.findall(r"\\boxed\{([^{}]*)\}", t)
-    if b: return b[-1].strip()
-    nums = _NUM.findall(t)
-    if nums: return nums[-1].replace(",", "")
-    return t.strip().split("\n")[0].strip()
-
-def _as_number(s):
-    try: return float(str(s).replace(",", "").strip())
-    except ValueError: return None
-
-def answer_correct(pred, ref) -> bool:
-    "Is the final answer of `pred` equal to `ref` (numerically when both are numbers)?"
-    a, r = extract_answer(pred), str(ref).strip()
-    if "####" in r: r = r.split("####")[-1].strip()
-    na, nr = _as_number(a), _as_number(r)
-    if na is not None and nr is not None: return math.isclose(na, nr, rel_tol=1e-6, abs_tol=1e-9)
-    return normalize_text(a) == normalize_text(r)
-
-def answer_accuracy(preds, refs) -> float:
-    "Fraction of predictions whose extracted final answer equals the reference."
-    _same_len(preds, refs)
-    return sum(answer_correct(p, r) for p, r in zip(preds, refs)) / max(len(preds), 1)
-
-def _same_len(a, b):
-    if len(a) != len(b): raise EvalError(f"{len(a)} predictions but {len(b)} references: give one reference per prediction.")
-
-# %% ../nbs/07_eval.ipynb #f4504f8f
-def _need(module, extra="eval"):
-    import importlib
-    try: return importlib.import_module(module)
-    except ImportError:
-        raise EvalError(f"This metric needs the {module.split('.')[0]!r} package: pip install 'aligntune[{extra}]'") from None
-
-def bleu(preds, refs) -> float:
-    "Corpus BLEU (sacrebleu, 0-100)."
-    _same_len(preds, refs)
-    return float(_need("sacrebleu").corpus_bleu([str(p) for p in preds], [[str(r) for r in refs]]).score)
-
-def chrf(preds, refs) -> float:
-    "Corpus chrF (sacrebleu, 0-100)."
-    _same_len(preds, refs)
-    return float(_need("sacrebleu").corpus_chrf([str(p) for p in preds], [[str(r) for r in refs]]).score)
-
-def rouge(preds, refs, types=("rouge1", "rouge2", "rougeL")) -> dict:
-    "Mean ROUGE F1 per type (rouge-score), e.g. {'rouge1': ..., 'rouge2': ..., 'rougeL': ...}."
-    _same_len(preds, refs)
-    sc = _need("rouge_score.rouge_scorer").RougeScorer(list(types), use_stemmer=False)
-    scores = [sc.score(str(r), str(p)) for p, r in zip(preds, refs)]
-    return {t: sum(s[t].fmeasure for s in scores) / max(len(scores), 1) for t in types}
-
-# %% ../nbs/07_eval.ipynb #e0099e3f
-def length_stats(completions, n_tokens=None, max_new_tokens=None) -> dict:
-    "Mean/min/max length in characters (and in tokens when `n_tokens` is given); fraction cut at `max_new_tokens`."
-    c = [len(str(x)) for x in completions]
-    out = {"length/mean_chars": sum(c) / max(len(c), 1), "length/min_chars": min(c, default=0), "length/max_chars": max(c, default=0)}
-    if n_tokens is not None:
-        out.update({"length/mean_tokens": sum(n_tokens) / max(len(n_tokens), 1), "length/min_tokens": min(n_tokens, default=0),
-                    "length/max_tokens": max(n_tokens, default=0)})
-        if max_new_tokens: out["length/clipped_frac"] = sum(n >= max_new_tokens for n in n_tokens) / max(len(n_tokens), 1)
-    return out
-
-def distinct_n(completions, n=1) -> float:
-    "Unique n-grams / all n-grams over all completions (whitespace tokens); 0 when there are none."
-    grams = [tuple(w[i:i + n]) for w in (str(c).split() for c in completions) for i in range(len(w) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+__all__ = ['DEFAULT_METRICS', 'METRICS', 'compute_rewards', 'reward_stats', 'sequence_logprobs', 'generate', 'nll_stats',
+           'multiple_choice', 'kl_to_reference', 'preference_accuracy', 'TaskCategory', 'check_metrics', 'EvalTask',
+           'to_rows', 'register_task', 'get_task', 'list_tasks', 'EvalResult', 'Evaluator', 'generation_eval',
+           'eval_main']
 
 # %% ../nbs/07_eval.ipynb #69ebcdda
-def _reward_fns(reward_fns) -> dict:
-    "Normalise a callable, a list of callables or a {name: callable} dict to {name: callable}."
-    if reward_fns is None: return {}
-    if callable(reward_fns): reward_fns = [reward_fns]
-    if isinstance(reward_fns, dict): items = list(reward_fns.items())
-    else: items = [(getattr(f, "name", None) or getattr(f, "__name__", None) or type(f).__name__, f) for f in reward_fns]
-    out = {}
-    for name, f in items:
-        if not callable(f): raise EvalError(f"reward {name!r} is {type(f).__name__}, not a function fn(prompts, completions, **columns) -> list[float | None].")
-        out[str(name)] = f
-    return out
+def _reward_fns(reward_fns, weights=None) -> tuple[list, list[float]]:
+    "(rewards, weights), resolved as for training; a {name: callable} dict names its callables."
+    if reward_fns is None: return [], []
+    if isinstance(reward_fns, dict) and reward_fns and all(callable(f) for f in reward_fns.values()):
+        reward_fns = [FunctionReward(f, name=str(n)) for n, f in reward_fns.items()]
+    if isinstance(reward_fns, (list, tuple)) and not reward_fns: return [], []
+    return resolve_reward_functions(reward_fns, weights)
 
 def compute_rewards(reward_fns, prompts, completions, columns=None) -> dict:
-    "{name: list of float|None} from each reward function, called with keywords as in TRL."
-    out = {}
-    for name, f in _reward_fns(reward_fns).items():
-        try: vals = f(prompts=list(prompts), completions=list(completions), **(columns or {}))
-        except Exception as e: raise EvalError(f"reward {name!r} raised {type(e).__name__}: {e}") from e
-        vals = list(vals) if vals is not None else []
-        if len(vals) != len(completions):
-            raise EvalError(f"reward {name!r} returned {len(vals)} values for {len(completions)} completions; it must return one value (or None) per completion.")
-        out[name] = [None if v is None else float(v) for v in vals]
-    return out
+    "{name: list of float|None} from each reward, called as a trainer calls it (prompts, completions, each column as a list)."
+    return {f.__name__: f(list(prompts), list(completions), **(columns or {})) for f in _reward_fns(reward_fns)[0]}
 
-def _total(rewards: dict, i: int):
-    vals = [v[i] for v in rewards.values() if v[i] is not None and not math.isnan(v[i])]
-    return sum(vals) if vals else None
+def _totals(rewards: dict, weights) -> list:
+    "Each sample's `weighted_total`, None where no reward scored it."
+    return [None if math.isnan(t) else t for t in weighted_total(rewards, weights)]
 
-def reward_stats(rewards: dict) -> dict:
-    "Mean of each reward over applicable samples, and the mean total reward."
+def reward_stats(rewards: dict, weights=None) -> dict:
+    "Mean of each reward over the samples it scored, and the mean weighted total (`weighted_total`) over scored samples."
     out = {}
     for name, vals in rewards.items():
         ok = [v for v in vals if v is not None and not math.isnan(v)]
         out[f"reward/{name}"] = sum(ok) / len(ok) if ok else float("nan")
-    n = len(next(iter(rewards.values()), []))
-    tot = [t for t in (_total(rewards, i) for i in range(n)) if t is not None]
-    if rewards: out["reward"] = sum(tot) / len(tot) if tot else float("nan")
+    if rewards:
+        tot = [t for t in _totals(rewards, weights) if t is not None]
+        out["reward"] = sum(tot) / len(tot) if tot else float("nan")
     return out
-
-def win_rate(trained, base) -> float:
-    "Share of samples where `trained` beats `base` (ties count 1/2; pairs with a None are skipped)."
-    _same_len(trained, base)
-    pairs = [(t, b) for t, b in zip(trained, base) if t is not None and b is not None]
-    if not pairs: return float("nan")
-    return sum(1.0 if t > b else 0.5 if t == b else 0.0 for t, b in pairs) / len(pairs)
-
-# %% ../nbs/07_eval.ipynb #ba7524a0
-_ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-
-def check_model_folder(path) -> str:
-    "'full' or 'adapter' for a loadable model folder; raises `EvalError` naming what is missing."
-    p = Path(os.path.expanduser(str(path)))
-    hint = ("Give a folder written by model.save_pretrained() + tokenizer.save_pretrained() (config.json and weights), "
-            "or a LoRA adapter folder (adapter_config.json + adapter weights).")
-    if not p.exists(): raise EvalError(f"Model path {str(path)!r} does not exist. {hint}")
-    if not p.is_dir(): raise EvalError(f"Model path {str(path)!r} is a file, not a folder. {hint}")
-    files = sorted(f.name for f in p.iterdir())
-    found = f"Found: {', '.join(files[:8]) or 'nothing'}{' …' if len(files) > 8 else ''}."
-    if "adapter_config.json" in files:
-        if not set(files) & set(_ADAPTER_WEIGHTS):
-            raise EvalError(f"{str(path)!r} has adapter_config.json but no adapter weights (adapter_model.safetensors or adapter_model.bin). {found} Save the adapter again with model.save_pretrained().")
-        base = json.loads((p / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        if not base: raise EvalError(f"{str(path)!r} is a LoRA adapter whose adapter_config.json names no base model (base_model_name_or_path). Load the base and the adapter yourself and pass the model.")
-        if str(base).startswith(("/", ".", "~")) and not Path(os.path.expanduser(base)).exists():
-            raise EvalError(f"{str(path)!r} is a LoRA adapter for base model {base!r}, which does not exist here. Put the base model there, or load base + adapter yourself and pass the model.")
-        return "adapter"
-    missing = []
-    if "config.json" not in files: missing.append("config.json")
-    if not any(f.endswith((".safetensors", ".bin", ".pt")) or f.endswith(".index.json") for f in files): missing.append("model weights (*.safetensors or *.bin)")
-    if missing: raise EvalError(f"{str(path)!r} is not a model folder: no {' and no '.join(missing)}. {found} {hint}")
-    return "full"
-
-def load_eval_model(path, device=None):
-    "(model, tokenizer) from a full-model or LoRA-adapter folder (or a hub id), in eval mode on `device` (default: GPU if any, else CPU)."
-    from aligntune.models import load_model, load_tokenizer, _looks_like_hub_id
-    src = os.path.expanduser(str(path))
-    if not Path(src).exists() and _looks_like_hub_id(src):
-        model, tok = load_model(src)
-        return model.to(pick_device(device)).eval(), tok
-    kind = check_model_folder(path)
-    if kind == "adapter":
-        from peft import PeftModel
-        base = json.loads((Path(src) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        model, tok = load_model(base)
-        if (Path(src) / "tokenizer_config.json").exists(): tok = load_tokenizer(src)
-        model = PeftModel.from_pretrained(model, src)
-    else: model, tok = load_model(src)
-    return model.to(pick_device(device)).eval(), tok
-
-def pick_device(device=None) -> str:
-    "The device to evaluate on: `device` if given, else cuda, then mps, then cpu (never cuda on a machine without it)."
-    if device: return str(device)
-    import torch
-    if torch.cuda.is_available(): return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return "mps"
-    return "cpu"
-
-def resolve_model(model, tokenizer=None, device=None):
-    "(model, tokenizer) from a folder path, a (model, tokenizer) pair, a trainer, or a loaded model plus `tokenizer`."
-    if isinstance(model, (str, os.PathLike)): return load_eval_model(model, device)
-    if isinstance(model, tuple) and len(model) == 2: model, tokenizer = model
-    if isinstance(model, Evaluator): return model.model, model.tokenizer
-    import torch
-    if not isinstance(model, torch.nn.Module) and hasattr(model, "model"):   # a trainer
-        tokenizer = tokenizer or getattr(model, "tokenizer", None) or getattr(model, "processing_class", None)
-        model = model.model
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)   # a processor wraps its tokenizer
-    if not isinstance(model, torch.nn.Module):
-        raise EvalError(f"Cannot evaluate a {type(model).__name__}: expected a model folder path, a (model, tokenizer) pair, a trainer, or a loaded model.")
-    if tokenizer is None: raise EvalError(f"A loaded {type(model).__name__} was given without a tokenizer: pass tokenizer=.")
-    if device: model.to(device)
-    return model, tokenizer
 
 # %% ../nbs/07_eval.ipynb #720adb00
 def _encode_pairs(tok, prompts, completions):
@@ -515,10 +338,6 @@ def _messages_to_text(tok, v, generation_prompt):
         return "\n".join(f"{m['role']}: {m['content']}" for m in v) + ("\nassistant:" if generation_prompt else "")
     return v
 
-def _completion_text(v):
-    if isinstance(v, list) and all(isinstance(m, dict) and "content" in m for m in v): return "".join(str(m["content"]) for m in v)
-    return "" if v is None else str(v)
-
 def _format(template, row):
     if template is None: return None
     if callable(template): return str(template(row))
@@ -536,10 +355,9 @@ class Evaluator:
     def __repr__(self): return f"Evaluator({type(self.model).__name__}, device={self.device!r})"
     def lm_eval(self, tasks, **kwargs):
         "Run lm-eval `tasks` on this model in-process (see `aligntune.lmeval.run_lm_eval`)."
-        from aligntune.lmeval import run_lm_eval
         return run_lm_eval(self.model, tasks, tokenizer=self.tokenizer, batch_size=kwargs.pop("batch_size", self.batch_size), **kwargs)
 
-    def evaluate(self, data, metrics=None, *, reward_fns=None, base_model=None, reference_model=None, limit=None,
+    def evaluate(self, data, metrics=None, *, reward_fns=None, reward_weights=None, base_model=None, reference_model=None, limit=None,
                  prompt_template=None, reference_column=None, max_new_tokens=None, temperature=None, stop=None,
                  beta: float = 0.1, seed: int = 0) -> EvalResult:
         "Run `metrics` on `data` (rows, a file, a task name or an EvalTask); returns an `EvalResult`."
@@ -553,7 +371,7 @@ class Evaluator:
         gen = dict(max_new_tokens=max_new_tokens or (task.max_new_tokens if task else 32),
                    temperature=temperature if temperature is not None else (task.temperature if task else 0.0),
                    stop=stop if stop is not None else (task.stop if task else None), seed=seed)
-        rfns = _reward_fns(reward_fns)
+        rfns, rws = _reward_fns(reward_fns, reward_weights)
         if {"reward", "win_rate"} & set(ms) and not rfns: raise EvalError(f"{[m for m in ms if m in ('reward', 'win_rate')]} need reward_fns=: functions fn(prompts, completions, **columns) -> list[float | None].")
         if "win_rate" in ms and base_model is None: raise EvalError("win_rate compares with a base model: pass base_model= (a folder, a (model, tokenizer) pair or a model).")
         if "kl" in ms and reference_model is None: raise EvalError("kl needs reference_model= (a folder, a (model, tokenizer) pair or a model) to measure against.")
@@ -565,10 +383,10 @@ class Evaluator:
         if "multiple_choice" in ms: out.update(self._mc(rows, prompts))
         if "preference_accuracy" in ms:
             for c in ("chosen", "rejected"): _col(rows, (c,), c, "preference_accuracy")
-            out.update(preference_accuracy(self.model, self.tokenizer, prompts, [_completion_text(r["chosen"]) for r in rows],
-                                           [_completion_text(r["rejected"]) for r in rows], ref_model, beta, self.batch_size))
+            out.update(preference_accuracy(self.model, self.tokenizer, prompts, [completion_text(r["chosen"]) for r in rows],
+                                           [completion_text(r["rejected"]) for r in rows], ref_model, beta, self.batch_size))
         if _GEN_METRICS & set(ms):
-            gm, samples = self._generation(rows, prompts, refs, ms, gen, rfns, base_model, ref_model)
+            gm, samples = self._generation(rows, prompts, refs, ms, gen, (rfns, rws), base_model, ref_model)
             out.update(gm)
         out["n"] = len(rows)
         return EvalResult(out, samples)
@@ -578,7 +396,7 @@ class Evaluator:
         need = sorted(_NEEDS_REF & set(ms))
         if need or ref_col: rc = ref_col if ref_col in rows[0] else _col(rows, (ref_col,) if ref_col else _REF_COLS, "reference", ", ".join(need) or "reference_column")
         else: rc = next((c for c in _REF_COLS if c in rows[0]), None)
-        return [_completion_text(r[rc]) for r in rows] if rc else None
+        return [completion_text(r[rc]) for r in rows] if rc else None
 
     def _likelihood(self, rows, prompts, refs, ms):
         "Loss/perplexity of the references given the prompts, or of plain `text`/`messages` rows."
@@ -589,7 +407,7 @@ class Evaluator:
             st = nll_stats(self.model, self.tokenizer, [""] * len(rows), texts, self.batch_size)
         return {k: st[k] for k in ("loss", "perplexity") if k in ms}
 
-    def _generation(self, rows, prompts, refs, ms, gen, rfns, base_model, ref_model):
+    def _generation(self, rows, prompts, refs, ms, gen, rewards, base_model, ref_model):
         "Generate once, then every generation metric on the same completions; returns (metrics, samples)."
         tok, out = self.tokenizer, {}
         g = generate(self.model, tok, prompts, batch_size=self.batch_size, **gen)
@@ -606,15 +424,17 @@ class Evaluator:
         if "distinct" in ms: out.update({"distinct_1": distinct_n(comps, 1), "distinct_2": distinct_n(comps, 2)})
         if {"reward", "win_rate"} & set(ms):
             cols = {k: [r.get(k) for r in rows] for k in rows[0] if k not in ("prompt", "completion", "completions", "prompts")}
-            rw = compute_rewards(rfns, prompts, comps, cols)
-            out.update(reward_stats(rw))
-            for i, s in enumerate(samples): s["rewards"] = {k: v[i] for k, v in rw.items()}; s["reward"] = _total(rw, i)
+            (fns, ws), tot = rewards, None
+            rw = compute_rewards(fns, prompts, comps, cols)
+            out.update(reward_stats(rw, ws)); tot = _totals(rw, ws)
+            for i, s in enumerate(samples): s["rewards"] = {k: v[i] for k, v in rw.items()}; s["reward"] = tot[i]
             if "win_rate" in ms:
                 bg = generate(resolve_model(base_model, tok)[0], tok, prompts, batch_size=self.batch_size, **gen)
-                brw = compute_rewards(rfns, prompts, bg["completions"], cols)
-                out["win_rate"] = win_rate([s["reward"] for s in samples], [_total(brw, i) for i in range(len(comps))])
-                out["base/reward"] = reward_stats(brw)["reward"]
-                for i, s in enumerate(samples): s["base_completion"] = bg["completions"][i]; s["base_reward"] = _total(brw, i)
+                brw = compute_rewards(fns, prompts, bg["completions"], cols)
+                btot = _totals(brw, ws)
+                out["win_rate"] = win_rate(tot, btot)
+                out["base/reward"] = reward_stats(brw, ws)["reward"]
+                for i, s in enumerate(samples): s["base_completion"] = bg["completions"][i]; s["base_reward"] = btot[i]
         if "kl" in ms: out.update(kl_to_reference(self.model, ref_model, tok, prompts, comps, self.batch_size))
         return out, samples
 
@@ -642,15 +462,15 @@ class Evaluator:
 
 # %% ../nbs/07_eval.ipynb #b2b1578c
 def generation_eval(model, tokenizer, eval_rows, reward_fns=None, max_new_tokens: int = 32, temperature: float = 0.0,
-                    prompt_template=None, batch_size: int = 8, metrics=None) -> dict:
+                    prompt_template=None, batch_size: int = 8, metrics=None, reward_weights=None) -> dict:
     "Generation metrics on a small held-out set (lengths, distinct-n, rewards, exact match/accuracy when answers exist)."
     rows = to_rows(eval_rows)
     if metrics is None:
         metrics = ["length", "distinct"] + (["reward"] if reward_fns else [])
         if rows and any(c in rows[0] for c in ("answer", "reference", "target", "solution")): metrics += ["exact_match", "accuracy"]
     ev = Evaluator(model, tokenizer, batch_size=batch_size)
-    return ev.evaluate(rows, metrics, reward_fns=reward_fns, max_new_tokens=max_new_tokens, temperature=temperature,
-                       prompt_template=prompt_template, reference_column=None)
+    return ev.evaluate(rows, metrics, reward_fns=reward_fns, reward_weights=reward_weights, max_new_tokens=max_new_tokens,
+                       temperature=temperature, prompt_template=prompt_template, reference_column=None)
 
 _CB_CLASS = None
 
@@ -661,98 +481,61 @@ def _callback_class():
     class GenerationEvalCallback(TrainerCallback):
         "After each evaluation (or every `every` steps), generate on held-out rows and record generation metrics."
         def __init__(self, eval_rows, reward_fns=None, tokenizer=None, every=None, max_new_tokens=32, run_writer=None,
-                     prefix="eval_gen/", **kw):
-            self.rows, self.reward_fns, self.tokenizer, self.every = to_rows(eval_rows), reward_fns, tokenizer, every
+                     prefix="eval_gen/", reward_weights=None, **kw):
+            self.rows, self.tokenizer, self.every = to_rows(eval_rows), tokenizer, every
+            self.reward_fns, self._weights = _reward_fns(reward_fns, reward_weights)
+            self._explicit = reward_weights is not None
             self.max_new_tokens, self.run_writer, self.prefix, self.kw, self.history = max_new_tokens, run_writer, prefix, kw, []
-        def _run(self, state, model, tok):
+        def weights_for(self, args) -> list:
+            "The reward weights: those given, else the trainer's `args.reward_weights` when it has one per reward, else the resolved ones."
+            w = getattr(args, "reward_weights", None)
+            if self._explicit or w is None or len(w) != len(self.reward_fns): return self._weights
+            return check_weights([f.__name__ for f in self.reward_fns], w)
+        def _run(self, args, state, model, tok):
             if not state.is_world_process_zero or model is None: return
             tok = tok or self.tokenizer
             t0 = time.perf_counter()
-            res = generation_eval(model, getattr(tok, "tokenizer", tok), self.rows, self.reward_fns, self.max_new_tokens, **self.kw)
+            res = generation_eval(model, getattr(tok, "tokenizer", tok), self.rows, self.reward_fns or None, self.max_new_tokens,
+                                  reward_weights=self.weights_for(args) if self.reward_fns else None, **self.kw)
             m = {f"{self.prefix}{k}": v for k, v in res.items()} | {f"{self.prefix}seconds": time.perf_counter() - t0}
             self.history.append({"step": state.global_step, **m})
             if self.run_writer is not None:
                 self.run_writer.log(m, step=state.global_step)
                 self.run_writer.log_samples(state.global_step, [{**s, "source": "eval"} for s in res.samples])
         def on_evaluate(self, args, state, control, model=None, processing_class=None, **kw):
-            if self.every is None: self._run(state, model, processing_class)
+            if self.every is None: self._run(args, state, model, processing_class)
         def on_step_end(self, args, state, control, model=None, processing_class=None, **kw):
-            if self.every and state.global_step % self.every == 0: self._run(state, model, processing_class)
+            if self.every and state.global_step % self.every == 0: self._run(args, state, model, processing_class)
     GenerationEvalCallback.__module__ = __name__
     _CB_CLASS = GenerationEvalCallback
     return _CB_CLASS
 
+_MOVED = {"compare_models": "aligntune.compare", "plot_before_after": "aligntune.compare", "save_comparison": "aligntune.compare"}
+
 def __getattr__(name):
     if name == "GenerationEvalCallback": return _callback_class()
+    if name in _MOVED:   # the before/after comparison lives in aligntune.compare; importable from here as before
+        import importlib
+        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-# %% ../nbs/07_eval.ipynb #51f1fdf2
-def compare_models(base, trained, tasks, metrics=None, reward_fns=None, limit=None, tokenizer=None, include_path=None, **kw):
-    "Run the same `tasks` on `base` and `trained`; a DataFrame with columns task, metric, base, trained, delta."
-    import pandas as pd
-    eb, et = Evaluator(base, tokenizer), Evaluator(trained, tokenizer)
-    if isinstance(tasks, (str, EvalTask)): tasks = [tasks]
-    recs = []
-    def add(task, k, b, t): recs.append({"task": task, "metric": k, "base": float(b), "trained": float(t), "delta": float(t) - float(b)})
-    for t in tasks:
-        if isinstance(t, str) and t not in _TASKS:            # an lm-eval task, built in or in include_path
-            rb, rt = (e.lm_eval([t], limit=limit, include_path=include_path) for e in (eb, et))
-            for k in rt: add(*k.split("/", 1), rb.get(k, float("nan")), rt[k])
-            continue
-        task = get_task(t) if isinstance(t, str) else t if isinstance(t, EvalTask) else EvalTask("data", TaskCategory.CUSTOM, t, metrics=metrics)
-        ms = check_metrics(metrics) if metrics is not None else task.default_metrics
-        rb = eb.evaluate(task, [m for m in ms if m != "win_rate"], reward_fns=reward_fns, limit=limit, **kw)
-        rt = et.evaluate(task, ms, reward_fns=reward_fns, limit=limit, base_model=eb if "win_rate" in ms else None, **kw)
-        for k in rt:
-            if k not in ("n", "base/reward"): add(task.name, k, 0.5 if k == "win_rate" else rb.get(k, float("nan")), rt[k])
-    return pd.DataFrame(recs, columns=["task", "metric", "base", "trained", "delta"])
-
-def plot_before_after(df, title="before / after", ncols=3):
-    "Paired bars (base, trained) per task/metric; a matplotlib Figure (no pyplot state, safe without a display)."
-    from matplotlib.figure import Figure
-    n = max(len(df), 1); ncols = min(ncols, n); nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(3.2 * ncols, 2.2 * nrows), layout="constrained")
-    for i, r in enumerate(df.itertuples()):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        vals = [r.base, r.trained]
-        bars = ax.bar(["base", "trained"], vals, color=["#9e9e9e", "#1f77b4"])
-        for b, v in zip(bars, vals): ax.annotate(f"{v:.3g}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=7)
-        ax.set_title(f"{r.task}: {r.metric}", fontsize=8); ax.tick_params(labelsize=7); ax.margins(y=0.2)
-    if not len(df): fig.add_subplot(1, 1, 1).text(0.5, 0.5, "nothing to compare", ha="center", va="center")
-    if title: fig.suptitle(title, fontsize=10)
-    return fig
-
-def save_comparison(df, run_dir, fig=None) -> dict:
-    "Write `eval.json` (merged under 'before_after') and `before_after.png` into `run_dir`; returns their paths."
-    from aligntune.runs import save_figure, atomic_write
-    d = Path(run_dir); d.mkdir(parents=True, exist_ok=True)
-    p = d / "eval.json"
-    cur = json.loads(p.read_text()) if p.exists() else {}
-    cur["before_after"] = df.to_dict("records")
-    atomic_write(p, json.dumps(cur, indent=1))
-    png = save_figure(fig or plot_before_after(df), d / "before_after.png")
-    return {"eval.json": p, "before_after.png": png}
 
 # %% ../nbs/07_eval.ipynb #c40106af
 def eval_main(model_path, tasks, limit=None, output=None, *, include_path=None, device=None, batch_size: int = 8,
-              reward_fns=None) -> dict:
+              reward_fns=None, reward_weights=None) -> dict:
     "Evaluate a saved model (or a loaded one) on tasks; {'model', 'results': {task: metrics}, 'seconds': {task: s}}."
     if isinstance(tasks, str): tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     if not tasks: raise EvalError("No tasks given: name one or more, e.g. --task arithmetic. " f"Registered: {', '.join(list_tasks())}.")
     ours = [t for t in tasks if isinstance(t, EvalTask) or t in _TASKS]
     others = [t for t in tasks if t not in ours]
-    if others:
-        from aligntune.lmeval import check_lm_eval_tasks
-        check_lm_eval_tasks(others, include_path, extra_names=list(_TASKS))
+    if others: check_lm_eval_tasks(others, include_path, extra_names=list(_TASKS))
     model, tok = resolve_model(model_path, device=device)
     ev = Evaluator(model, tok, batch_size=batch_size)
     results, seconds = {}, {}
     for t in ours:
         t0 = time.perf_counter(); task = get_task(t)
-        results[task.name] = dict(ev.evaluate(task, limit=limit, reward_fns=reward_fns))
+        results[task.name] = dict(ev.evaluate(task, limit=limit, reward_fns=reward_fns, reward_weights=reward_weights))
         seconds[task.name] = round(time.perf_counter() - t0, 3)
     if others:
-        from aligntune.lmeval import run_lm_eval
         t0 = time.perf_counter()
         r = run_lm_eval(model, others, include_path=include_path, limit=limit, tokenizer=tok, batch_size=batch_size)
         for k, v in r.items():
@@ -763,18 +546,3 @@ def eval_main(model_path, tasks, limit=None, output=None, *, include_path=None, 
            "results": results, "seconds": seconds, "limit": limit}
     if output is not None: write_eval_json(rec, output)
     return rec
-
-def run_lm_eval(model, tasks, include_path=None, limit=None, tokenizer=None, device=None, batch_size=8, **kwargs):
-    "Run lm-eval `tasks` in-process on `model`; flat results (see `aligntune.lmeval.run_lm_eval`, which this calls)."
-    from aligntune.lmeval import run_lm_eval as _run
-    return _run(model, tasks, include_path=include_path, limit=limit, tokenizer=tokenizer, device=device, batch_size=batch_size, **kwargs)
-
-def write_eval_json(rec: dict, output) -> Path:
-    "Merge `rec` into `output` (a run folder, where it becomes eval.json, or a .json path)."
-    from aligntune.runs import atomic_write
-    p = Path(output); p = p if p.suffix == ".json" else p / "eval.json"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    cur = json.loads(p.read_text()) if p.exists() else {}
-    if "results" in cur and "results" in rec: rec = {**rec, "results": {**cur["results"], **rec["results"]}}
-    atomic_write(p, json.dumps({**cur, **rec}, indent=1, default=str))
-    return p

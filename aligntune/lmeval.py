@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib.util, json, logging, os, re, shutil, tempfile, time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from .eval import EvalError, _did_you_mean, resolve_model, write_eval_json
+from .config import _did_you_mean
+from .metrics import EvalError, resolve_model, write_eval_json
 
 # %% auto #0
 __all__ = ['lm_eval_available', 'builtin_task_index', 'local_task_index', 'check_lm_eval_tasks', 'absolutize_task_yaml',

@@ -1,4 +1,4 @@
-"""Reward functions with one contract (TRL's GRPO reward signature), a registry of built-ins, composites, and a workbench summary.
+"""The reward contract (TRL's GRPO reward signature), the registry, the one weighted total, composites, reward-model scoring and a workbench summary.
 
 Docs: https://aligntune.github.io/aligntune/nbs/rewards.html.md"""
 
@@ -6,23 +6,17 @@ Docs: https://aligntune.github.io/aligntune/nbs/rewards.html.md"""
 
 # %% ../nbs/04_rewards.ipynb #0af8d594
 from __future__ import annotations
-import ast, difflib, functools, inspect, json, math, re, string, threading, warnings
-from collections import Counter
+import difflib, functools, importlib, inspect, math, re, warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import ConfigError
 
 # %% auto #0
-__all__ = ['register_reward', 'get_reward_function', 'list_rewards', 'create_composite_reward', 'THINK_ANSWER', 'RewardError',
+__all__ = ['register_reward', 'get_reward_function', 'get_reward', 'list_rewards', 'create_composite_reward', 'RewardError',
            'RewardWarning', 'completion_text', 'prompt_text', 'RewardFunction', 'FunctionReward', 'RewardRegistry',
-           'CompositeReward', 'resolve_reward_functions', 'normalize_answer', 'extract_answer', 'last_number',
-           'LengthReward', 'OverlongPenalty', 'FormatReward', 'TagCountReward', 'BalancedTags', 'JsonValid',
-           'RequiredKeywords', 'ForbiddenKeywords', 'RepetitionPenalty', 'DistinctN', 'ProperEnding', 'ReferenceReward',
-           'ExactMatch', 'ContainsAnswer', 'NumericMatch', 'MathVerify', 'MultipleChoice', 'token_f1', 'TokenF1',
-           'Bleu', 'ChrF', 'RougeL', 'extract_code', 'CodeSyntax', 'CodeExecution', 'CodePassRate',
-           'flesch_reading_ease', 'Readability', 'Sentiment', 'Politeness', 'Conciseness', 'Profanity', 'Refusal',
-           'RewardModelReward', 'SemanticSimilarity', 'LLMJudge', 'RewardScores', 'score_rewards']
+           'check_weights', 'weighted_total', 'CompositeReward', 'resolve_reward_functions', 'reward_model_text',
+           'score_with_reward_model', 'RewardScores', 'score_rewards']
 
 # %% ../nbs/04_rewards.ipynb #f5b20406
 class RewardError(ConfigError):
@@ -209,12 +203,24 @@ def _first_line(obj) -> str:
 class RewardRegistry:
     "Named reward functions: register, build, list, combine."
     _entries: dict[str, _Entry] = {}
+    _builtins_loaded: bool = False
+
+    @classmethod
+    def _load_builtins(cls):
+        "Import `aligntune.reward_functions` once; its decorators register the built-ins."
+        if RewardRegistry._builtins_loaded: return
+        RewardRegistry._builtins_loaded = True  # set first: the module's own registrations come back through here
+        try: importlib.import_module("aligntune.reward_functions")
+        except BaseException:
+            RewardRegistry._builtins_loaded = False
+            raise
 
     @classmethod
     def register_reward(cls, name: str, cls_or_fn=None, *, description: str | None = None, category: str | None = None,
                         overwrite: bool = True, **defaults):
         "Register a `RewardFunction` subclass or a plain function under `name`; usable as a decorator."
         if cls_or_fn is None: return lambda obj: (cls.register_reward(name, obj, description=description, category=category, overwrite=overwrite, **defaults), obj)[1]
+        cls._load_builtins()
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w\-.]*", name):
             raise RewardError(f"register_reward: name={name!r} is not valid: expected an identifier-like string such as 'my_reward'")
         if not callable(cls_or_fn): raise RewardError(f"register_reward({name!r}): expected a RewardFunction subclass or a function, got {type(cls_or_fn).__name__}")
@@ -229,6 +235,7 @@ class RewardRegistry:
     def get_reward_function(cls, name: str, **params) -> RewardFunction:
         "A fresh reward built from the registry entry `name`, with `params` over its defaults."
         if isinstance(name, RewardFunction): return name
+        cls._load_builtins()
         if name not in cls._entries:
             near = difflib.get_close_matches(str(name), list(cls._entries), n=3, cutoff=0.5)
             hint = f" Did you mean {' or '.join(map(repr, near))}?" if near else ""
@@ -248,6 +255,7 @@ class RewardRegistry:
     @classmethod
     def list_rewards(cls) -> list[dict]:
         "One row per registered reward: name, one-line description, category."
+        cls._load_builtins()
         return [dict(name=n, description=e.description, category=e.category) for n, e in sorted(cls._entries.items())]
 
     @classmethod
@@ -262,8 +270,54 @@ def _params_of(factory) -> str:
 
 register_reward = RewardRegistry.register_reward
 get_reward_function = RewardRegistry.get_reward_function
+get_reward = get_reward_function  # the short name
 list_rewards = RewardRegistry.list_rewards
 create_composite_reward = RewardRegistry.create_composite_reward
+
+# %% ../nbs/04_rewards.ipynb #03b6667e
+def _score(x) -> float | None:
+    "A reward's value as a float, or None when it did not score the row (None or NaN)."
+    if x is None: return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+def check_weights(names, weights=None) -> list[float]:
+    "One finite float weight per reward name, from a list in the same order, a {name: weight} dict, or None (all 1.0)."
+    names = list(names)
+    if weights is None: return [1.0] * len(names)
+    if isinstance(weights, dict):
+        missing = [n for n in names if n not in weights]
+        if missing: raise RewardError(f"weights {weights} have no entry for {missing}: give a weight for every reward in {names}")
+        weights = [weights[n] for n in names]
+    weights = list(weights)
+    if len(weights) != len(names):
+        raise RewardError(f"{len(names)} rewards ({', '.join(map(str, names))}) but {len(weights)} weights {weights}; give one weight per reward")
+    out = []
+    for n, w in zip(names, weights):
+        try: x = None if isinstance(w, (bool, str)) else float(w)
+        except (TypeError, ValueError): x = None
+        if x is None: raise RewardError(f"the weight of reward {n!r} is {w!r}: expected a number such as 1.0")
+        if not math.isfinite(x):
+            raise RewardError(f"the weight of reward {n!r} is {w!r}: a weight must be a finite number (a NaN or infinite weight makes "
+                              f"every total NaN or infinite). Use a number such as 1.0, or 0 to switch the reward off.")
+        out.append(x)
+    return out
+
+def weighted_total(scores: dict, # {reward name: one score (float, or None/NaN when it does not apply) per row}
+                   weights=None, # one finite weight per reward: a list in the order of `scores`, a {name: weight} dict, or None for 1.0 each
+                  ) -> list[float]:
+    "Per row, the sum of weight * score over the rewards that scored it; NaN for a row no reward scored."
+    names = list(scores)
+    ws = check_weights(names, weights)
+    cols = [list(scores[n]) for n in names]
+    sizes = {n: len(c) for n, c in zip(names, cols)}
+    if len(set(sizes.values())) > 1:
+        raise RewardError(f"the rewards scored different numbers of rows {sizes}: each reward must return one score (or None) per completion")
+    out = []
+    for row in zip(*cols):
+        got = [(w, x) for w, x in zip(ws, map(_score, row)) if x is not None]
+        out.append(sum(w * x for w, x in got) if got else float("nan"))
+    return out
 
 # %% ../nbs/04_rewards.ipynb #ec581661
 def _normalise(xs: list, how: str | None) -> list:
@@ -277,30 +331,34 @@ def _normalise(xs: list, how: str | None) -> list:
         return [None if x is None else ((x - lo) / (hi - lo) if hi > lo else 0.0) for x in xs]
     raise RewardError(f"normalize={how!r} is not valid: expected None, 'zscore' or 'minmax'")
 
+def _unique(names) -> list[str]:
+    "The names, a repeated one suffixed _2, _3, …"
+    out = []
+    for n in names:
+        u, k = n, 1
+        while u in out: k += 1; u = f"{n}_{k}"
+        out.append(u)
+    return out
+
 class CompositeReward(RewardFunction):
-    "Weighted sum of several rewards, optionally normalising each within the batch."
+    "Weighted sum of several rewards (`weighted_total`), optionally normalising each within the batch."
     category = "composite"
     def __init__(self, fns: list, weights: list[float] | None = None, normalize: str | None = None, name: str = "composite", strict: bool = False):
         super().__init__(strict=strict, name=name)
         self.fns = [f if isinstance(f, RewardFunction) else FunctionReward(f) for f in fns]
-        self.weights = [1.0] * len(self.fns) if weights is None else [float(w) for w in weights]
-        if len(self.weights) != len(self.fns):
-            raise RewardError(f"CompositeReward: {len(self.fns)} rewards but {len(self.weights)} weights; give one weight per reward")
+        self.names = _unique([f.__name__ for f in self.fns])
+        self.weights = check_weights(self.names, weights)
         _normalise([], normalize); self.normalize = normalize
         self.last_scores: dict[str, list] = {}
 
     def compute(self, text, **ctx):
-        parts = [f.compute(text, **ctx) for f in self.fns]
-        return sum(w * float(p) for w, p in zip(self.weights, parts))
+        "One row, without batch normalisation; NaN when no part scores it."
+        return weighted_total({n: [f.compute(text, **ctx)] for n, f in zip(self.names, self.fns)}, self.weights)[0]
 
     def __call__(self, prompts=None, completions=None, **columns):
-        self.last_scores = {f.__name__: f(prompts, completions, **columns) for f in self.fns}
-        parts = [_normalise(s, self.normalize) for s in self.last_scores.values()]
-        out = []
-        for row in zip(*parts):
-            got = [(w, x) for w, x in zip(self.weights, row) if x is not None]
-            out.append(sum(w * x for w, x in got) if got else None)
-        return out
+        self.last_scores = {n: f(prompts, completions, **columns) for n, f in zip(self.names, self.fns)}
+        parts = {n: _normalise(s, self.normalize) for n, s in self.last_scores.items()}
+        return [None if math.isnan(t) else t for t in weighted_total(parts, self.weights)]
 
     @property
     def num_errors(self): return sum(f.num_errors for f in self.fns)
@@ -308,7 +366,7 @@ class CompositeReward(RewardFunction):
     def num_errors(self, v): pass
 
     def __repr__(self):
-        return f"CompositeReward({', '.join(f'{w:g}*{f.__name__}' for w, f in zip(self.weights, self.fns))})"
+        return f"CompositeReward({', '.join(f'{w:g}*{n}' for w, n in zip(self.weights, self.names))})"
 
 # %% ../nbs/04_rewards.ipynb #566f4934
 def resolve_reward_functions(items, weights=None) -> tuple[list[RewardFunction], list[float]]:
@@ -328,609 +386,60 @@ def resolve_reward_functions(items, weights=None) -> tuple[list[RewardFunction],
             fn, w = get_reward_function(d["name"], **(d.get("params") or {})), d.get("weight", 1.0)
         elif callable(it): fn = FunctionReward(it)
         else: raise RewardError(f"rewards[{i}]={it!r} is not a reward: expected a registry name, a RewardConfig/dict, a RewardFunction or a callable")
-        if isinstance(w, bool) or not isinstance(w, (int, float)): raise RewardError(f"rewards[{i}] weight={w!r}: expected a number")
-        fns.append(fn); ws.append(float(w))
-    if weights is not None:
-        weights = list(weights)
-        if len(weights) != len(fns): raise RewardError(f"{len(fns)} rewards but {len(weights)} weights; give one weight per reward")
-        ws = [float(w) for w in weights]
-    seen = Counter()
-    for f in fns:
-        seen[f.__name__] += 1
-        if seen[f.__name__] > 1: f.name = f"{f.__name__}_{seen[f.__name__]}"
-    return fns, ws
+        fns.append(fn); ws.append(w)
+    for f, n in zip(fns, _unique([f.__name__ for f in fns])): f.name = n
+    return fns, check_weights([f.__name__ for f in fns], ws if weights is None else weights)
 
-# %% ../nbs/04_rewards.ipynb #096cacf8
-def normalize_answer(s) -> str:
-    "Lower case, no punctuation, no articles, single spaces (the SQuAD normalisation)."
-    s = str(s).lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
+# %% ../nbs/04_rewards.ipynb #5db59252
+def reward_model_text(tokenizer, prompt, completion) -> tuple[str, bool]:
+    "(text, templated): the chat template over prompt + assistant reply when the prompt is a message list and the tokenizer has one, else prompt text + completion text."
+    reply = completion_text(completion)
+    if isinstance(prompt, (list, tuple)) and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(list(prompt) + [{"role": "assistant", "content": reply}], tokenize=False), True
+    return prompt_text(prompt) + reply, False
 
-def _boxed(text: str) -> str | None:
-    "Content of the last \\boxed{...} (braces balanced), or None."
-    i = text.rfind("\\boxed")
-    if i < 0: return None
-    j = text.find("{", i)
-    if j < 0: return None
-    depth = 0
-    for k in range(j, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[k], 0)
-        if depth == 0: return text[j + 1:k]
-    return None
-
-def extract_answer(text: str) -> str:
-    "The answer part of a completion: inside <answer>…</answer>, else the last \\boxed{…}, else the whole text."
-    m = re.findall(r"<answer>(.*?)</answer>", text, flags=re.S)
-    if m: return m[-1].strip()
-    b = _boxed(text)
-    return b.strip() if b is not None else text.strip()
-
-_NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\.\d+")
-
-def last_number(text: str) -> float | None:
-    "The last number written in `text` (commas as thousands separators), or None."
-    found = _NUM.findall(str(text))
-    for tok in reversed(found):
-        try: return float(tok.replace(",", ""))
-        except ValueError: continue
-    return None
-
-def _words(text: str) -> list[str]: return re.findall(r"\w+(?:'\w+)?", text.lower())
-
-def _ngrams(tokens, n): return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-
-def _clip(x, lo=0.0, hi=1.0): return max(lo, min(hi, x))
-
-# %% ../nbs/04_rewards.ipynb #1338dc72
-def _check_pos(reward, field, v, integer=False):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 or (integer and int(v) != v):
-        raise RewardError(f"{reward}: {field}={v!r} is not valid: expected a {'positive integer' if integer else 'number > 0'}")
-
-def _length(text, unit, ctx):
-    if unit == "tokens":
-        ids = ctx.get("completion_ids")
-        if ids is None: raise RewardError("unit='tokens' needs the completion_ids column (TRL passes it); use unit='words' or 'chars'")
-        return len(ids)
-    return len(text) if unit == "chars" else len(text.split())
-
-_UNITS = ("words", "chars", "tokens")
-
-@register_reward("length")
-class LengthReward(RewardFunction):
-    "Closeness of the length to a target: 1 at the target, falling linearly to 0 at zero or twice the target."
-    category = "format"
-    def __init__(self, target: int = 100, unit: str = "words", tolerance: float = 0.0, **kw):
-        super().__init__(**kw); _check_pos("length", "target", target)
-        if unit not in _UNITS: raise RewardError(f"length: unit={unit!r} is not valid: expected one of {_UNITS}")
-        self.target, self.unit, self.tolerance = target, unit, tolerance
-    def compute(self, text, **ctx):
-        gap = max(0.0, abs(_length(text, self.unit, ctx) - self.target) - self.tolerance)
-        return _clip(1 - gap / self.target)
-
-@register_reward("overlong_penalty")
-class OverlongPenalty(RewardFunction):
-    "DAPO soft overlong penalty: 0 up to max_length - buffer, then linear down to -1 at max_length, -1 beyond."
-    category = "format"
-    def __init__(self, max_length: int = 512, buffer: int = 128, unit: str = "tokens", **kw):
-        super().__init__(**kw); _check_pos("overlong_penalty", "max_length", max_length, True); _check_pos("overlong_penalty", "buffer", buffer, True)
-        if buffer > max_length: raise RewardError(f"overlong_penalty: buffer={buffer} must not exceed max_length={max_length}")
-        if unit not in _UNITS: raise RewardError(f"overlong_penalty: unit={unit!r} is not valid: expected one of {_UNITS}")
-        self.max_length, self.buffer, self.unit = max_length, buffer, unit
-    def compute(self, text, **ctx):
-        n, start = _length(text, self.unit, ctx), self.max_length - self.buffer
-        if n <= start: return 0.0
-        if n <= self.max_length: return (start - n) / self.buffer
-        return -1.0
-
-# %% ../nbs/04_rewards.ipynb #590e9adb
-THINK_ANSWER = r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$"
-
-@register_reward("format")
-class FormatReward(RewardFunction):
-    "1 when the whole completion matches a regex (default: <think>…</think><answer>…</answer>), else 0."
-    category = "format"
-    def __init__(self, pattern: str = THINK_ANSWER, **kw):
-        super().__init__(**kw)
-        try: self.regex = re.compile(pattern, re.S)
-        except re.error as e: raise RewardError(f"format: pattern={pattern!r} is not a valid regular expression ({e})") from None
-        self.pattern = pattern
-    def compute(self, text, **ctx): return float(bool(self.regex.match(text)))
-
-@register_reward("tag_count")
-class TagCountReward(RewardFunction):
-    "Partial credit for the reasoning format: 1/n for each tag that appears exactly once (default think/answer)."
-    category = "format"
-    def __init__(self, tags: tuple = ("think", "answer"), **kw):
-        super().__init__(**kw); self.tags = tuple(tags)
-    def compute(self, text, **ctx):
-        marks = [m for t in self.tags for m in (f"<{t}>", f"</{t}>")]
-        return sum(text.count(m) == 1 for m in marks) / len(marks)
-
-@register_reward("balanced_tags")
-class BalancedTags(RewardFunction):
-    "1 when every <tag> is closed by a matching </tag> in order (and at least one tag is present), else 0."
-    category = "format"
-    def __init__(self, require_tag: bool = True, **kw):
-        super().__init__(**kw); self.require_tag = require_tag
-    def compute(self, text, **ctx):
-        stack, seen = [], False
-        for close, tag in re.findall(r"<(/?)([A-Za-z][\w\-]*)[^<>]*?(?<!/)>", text):
-            seen = True
-            if not close: stack.append(tag)
-            elif not stack or stack.pop() != tag: return 0.0
-        return float(not stack and (seen or not self.require_tag))
-
-# %% ../nbs/04_rewards.ipynb #c163416c
-def _json_candidates(text: str):
-    yield text.strip()
-    for m in re.findall(r"```(?:json)?\s*(.*?)```", text, flags=re.S): yield m.strip()
-    for o, c in (("{", "}"), ("[", "]")):
-        i, j = text.find(o), text.rfind(c)
-        if 0 <= i < j: yield text[i:j + 1]
-
-@register_reward("json_valid")
-class JsonValid(RewardFunction):
-    "1 when the completion (or its ```json block) parses as JSON and, if a schema is given, validates against it."
-    category = "format"
-    def __init__(self, schema: dict | None = None, **kw):
-        super().__init__(**kw); self.schema = schema
-        if schema is not None:
-            import jsonschema
-            try: jsonschema.validators.validator_for(schema).check_schema(schema)
-            except jsonschema.SchemaError as e: raise RewardError(f"json_valid: the schema is not valid JSON Schema: {e.message}") from None
-            self._validator = jsonschema.validators.validator_for(schema)(schema)
-    def compute(self, text, **ctx):
-        for cand in _json_candidates(text):
-            try: obj = json.loads(cand)
-            except ValueError: continue
-            if self.schema is None or self._validator.is_valid(obj): return 1.0
-        return 0.0
-
-# %% ../nbs/04_rewards.ipynb #d5d3908b
-def _kw_present(text, kws, case_sensitive):
-    flags = 0 if case_sensitive else re.I
-    return [bool(re.search(r"(?<!\w)" + re.escape(k) + r"(?!\w)", text, flags)) for k in kws]
-
-def _kw_list(reward, keywords):
-    if isinstance(keywords, str): keywords = [keywords]
-    if not keywords or not all(isinstance(k, str) and k for k in keywords):
-        raise RewardError(f"{reward}: keywords={keywords!r} is not valid: expected a non-empty list of words")
-    return list(keywords)
-
-@register_reward("required_keywords")
-class RequiredKeywords(RewardFunction):
-    "Fraction of the required keywords present (whole words; per row from a column if `column` is set)."
-    category = "format"
-    def __init__(self, keywords: list | None = None, column: str | None = None, case_sensitive: bool = False, **kw):
-        super().__init__(**kw)
-        if column is None: self.keywords = _kw_list("required_keywords", keywords)
-        else: self.keywords = None
-        self.column, self.case_sensitive = column, case_sensitive
-    def compute(self, text, **ctx):
-        kws = _kw_list("required_keywords", ctx[self.column]) if self.column else self.keywords
-        hits = _kw_present(text, kws, self.case_sensitive)
-        return sum(hits) / len(hits)
-
-@register_reward("forbidden_keywords")
-class ForbiddenKeywords(RewardFunction):
-    "1 minus the fraction of the forbidden keywords that appear (1: none appear)."
-    category = "format"
-    def __init__(self, keywords: list | None = None, case_sensitive: bool = False, **kw):
-        super().__init__(**kw); self.keywords, self.case_sensitive = _kw_list("forbidden_keywords", keywords), case_sensitive
-    def compute(self, text, **ctx):
-        hits = _kw_present(text, self.keywords, self.case_sensitive)
-        return 1 - sum(hits) / len(hits)
-
-# %% ../nbs/04_rewards.ipynb #8f67bc92
-@register_reward("repetition_penalty")
-class RepetitionPenalty(RewardFunction):
-    "1 minus the share of repeated word n-grams (1: no n-gram repeats; near 0: the text loops)."
-    category = "format"
-    def __init__(self, n: int = 3, **kw):
-        super().__init__(**kw); _check_pos("repetition_penalty", "n", n, True); self.n = n
-    def compute(self, text, **ctx):
-        grams = _ngrams(_words(text), self.n)
-        if not grams: return 1.0
-        return len(set(grams)) / len(grams)
-
-@register_reward("distinct_n")
-class DistinctN(RewardFunction):
-    "Distinct-n: unique word n-grams over all n-grams in the completion (lexical diversity)."
-    category = "format"
-    def __init__(self, n: int = 2, **kw):
-        super().__init__(**kw); _check_pos("distinct_n", "n", n, True); self.n = n
-    def compute(self, text, **ctx):
-        grams = _ngrams(_words(text), self.n)
-        return len(set(grams)) / len(grams) if grams else 0.0
-
-@register_reward("proper_ending")
-class ProperEnding(RewardFunction):
-    "1 when the completion ends like a finished text (., !, ?, a closing quote/bracket/tag or a code fence), else 0."
-    category = "format"
-    def compute(self, text, **ctx):
-        t = text.rstrip()
-        return float(bool(t) and (t[-1] in ".!?\"')]}»…。" or t.endswith("```") or bool(re.search(r"</\w+>$", t))))
-
-# %% ../nbs/04_rewards.ipynb #27f09405
-class ReferenceReward(RewardFunction):
-    "Base for rewards that compare with a reference column (default `answer`)."
-    category = "correctness"
-    def __init__(self, reference_column: str = "answer", **kw):
-        super().__init__(**kw); self.reference_column = reference_column
-    def references(self, ctx) -> list:
-        "The row's reference(s) as a list (a column may hold one reference or several)."
-        refs = self.reference(ctx)
-        return list(refs) if isinstance(refs, (list, tuple)) else [refs]
-
-@register_reward("exact_match")
-class ExactMatch(ReferenceReward):
-    "1 when the extracted answer equals the reference after normalisation (case, punctuation, articles, spaces)."
-    def __init__(self, extract: bool = True, **kw):
-        super().__init__(**kw); self.extract = extract
-    def compute(self, text, **ctx):
-        refs = self.references(ctx)
-        pred = normalize_answer(extract_answer(text) if self.extract else text)
-        return float(any(pred == normalize_answer(r) for r in refs))
-
-@register_reward("contains_answer")
-class ContainsAnswer(ReferenceReward):
-    "1 when the normalised reference appears as whole words inside the normalised completion."
-    def compute(self, text, **ctx):
-        ref = normalize_answer(self.reference(ctx))
-        return float(bool(ref) and f" {ref} " in f" {normalize_answer(text)} ")
-
-@register_reward("numeric_match")
-class NumericMatch(ReferenceReward):
-    "1 when the last number of the answer equals the reference number within rel_tol/abs_tol."
-    def __init__(self, rel_tol: float = 1e-6, abs_tol: float = 1e-9, **kw):
-        super().__init__(**kw); self.rel_tol, self.abs_tol = rel_tol, abs_tol
-    def compute(self, text, **ctx):
-        ref = self.reference(ctx)
-        ref = float(ref) if isinstance(ref, (int, float)) else last_number(str(ref).split("####")[-1])
-        if ref is None: raise RewardError(f"numeric_match: the reference {self.reference(ctx)!r} holds no number")
-        got = last_number(extract_answer(text))
-        return float(got is not None and math.isclose(got, ref, rel_tol=self.rel_tol, abs_tol=self.abs_tol))
-
-# %% ../nbs/04_rewards.ipynb #32666bbe
-def _main_thread(): return threading.current_thread() is threading.main_thread()
-
-@register_reward("math_verify")
-class MathVerify(ReferenceReward):
-    "1 when the final answer (\\boxed{}, <answer> or last expression) is mathematically equal to the reference (Math-Verify)."
-    def compute(self, text, **ctx):
-        from math_verify import parse, verify
-        t = 5 if _main_thread() else None
-        ref = str(self.reference(ctx)).split("####")[-1].strip()
-        gold = parse(ref if ("$" in ref or "\\boxed" in ref) else f"${ref}$", parsing_timeout=t)
-        if not gold: raise RewardError(f"math_verify: could not parse the reference {ref!r}")
-        m = re.findall(r"<answer>(.*?)</answer>", text, flags=re.S)
-        pred = parse(f"${m[-1].strip()}$" if m and "$" not in m[-1] and "\\boxed" not in m[-1] else (m[-1] if m else text), parsing_timeout=t)
-        return float(bool(pred) and verify(gold, pred, timeout_seconds=t))
-
-@register_reward("multiple_choice")
-class MultipleChoice(ReferenceReward):
-    "1 when the chosen option letter (e.g. 'Answer: C', '(C)') equals the reference letter or index."
-    def __init__(self, letters: str = "ABCDE", **kw):
-        super().__init__(**kw); self.letters = letters
-    def choice(self, text: str) -> str | None:
-        "The option letter the completion picks, or None."
-        L = re.escape(self.letters)
-        t = extract_answer(text)
-        for pat in (rf"answer\s*(?:is|:)?\s*\(?([{L}])\)?(?![\w])", rf"^\s*\(?([{L}])[\).:]?(?![\w])", rf"\(([{L}])\)"):
-            m = re.findall(pat, t, flags=re.I if pat.startswith("answer") else 0)
-            if m: return m[-1].upper()
-        return None
-    def compute(self, text, **ctx):
-        ref = self.reference(ctx)
-        if isinstance(ref, int) and not isinstance(ref, bool): ref = self.letters[ref]
-        ref = str(ref).strip().strip("()").upper()[:1]
-        return float(self.choice(text) == ref)
-
-# %% ../nbs/04_rewards.ipynb #812bdc20
-def token_f1(pred: str, ref: str) -> float:
-    "SQuAD token F1 between two strings after normalisation."
-    p, r = normalize_answer(pred).split(), normalize_answer(ref).split()
-    common = sum((Counter(p) & Counter(r)).values())
-    if not p or not r: return float(p == r)
-    if common == 0: return 0.0
-    prec, rec = common / len(p), common / len(r)
-    return 2 * prec * rec / (prec + rec)
-
-@register_reward("token_f1")
-class TokenF1(ReferenceReward):
-    "SQuAD-style token F1 between the extracted answer and the reference (best over several references)."
-    def compute(self, text, **ctx):
-        refs = self.references(ctx)
-        return max(token_f1(extract_answer(text), str(r)) for r in refs)
-
-@register_reward("bleu")
-class Bleu(ReferenceReward):
-    "Sentence BLEU (sacrebleu, smoothed) against the reference, scaled to [0, 1]."
-    def compute(self, text, **ctx):
-        import sacrebleu
-        refs = self.references(ctx)
-        return sacrebleu.sentence_bleu(text, [str(r) for r in refs]).score / 100
-
-@register_reward("chrf")
-class ChrF(ReferenceReward):
-    "Sentence chrF (sacrebleu character n-gram F-score) against the reference, scaled to [0, 1]."
-    def compute(self, text, **ctx):
-        import sacrebleu
-        refs = self.references(ctx)
-        return sacrebleu.sentence_chrf(text, [str(r) for r in refs]).score / 100
-
-@register_reward("rouge_l")
-class RougeL(ReferenceReward):
-    "ROUGE-L F-measure (rouge-score, with stemming) against the reference."
-    def __init__(self, **kw):
-        super().__init__(**kw); self._scorer = None
-    def compute(self, text, **ctx):
-        if self._scorer is None:
-            from rouge_score import rouge_scorer
-            self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-        return self._scorer.score(str(self.reference(ctx)), text)["rougeL"].fmeasure
-
-# %% ../nbs/04_rewards.ipynb #0618dfd5
-def extract_code(text: str) -> str:
-    "The first fenced code block's body (python or unlabelled), else the whole text."
-    m = re.search(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", text, flags=re.S)
-    return m.group(1) if m else text
-
-@register_reward("code_syntax")
-class CodeSyntax(RewardFunction):
-    "1 when the extracted Python code parses (ast), else 0."
-    category = "code"
-    def compute(self, text, **ctx):
-        code = extract_code(text)
-        if not code.strip(): return 0.0
-        try: ast.parse(code); return 1.0
-        except (SyntaxError, ValueError): return 0.0
-
-class _SandboxReward(RewardFunction):
-    category = "code"
-    def __init__(self, tests_column: str = "tests", timeout: float = 5.0, memory_mb: int = 256, workers: int | None = None, **kw):
-        super().__init__(**kw)
-        self.reference_column, self.timeout, self.memory_mb, self.workers = tests_column, timeout, memory_mb, workers
-    def _tests(self, ctx):
-        t = self.reference(ctx)
-        if isinstance(t, str): t = [t]
-        if not isinstance(t, (list, tuple)) or not all(isinstance(x, str) for x in t):
-            raise RewardError(f"{self.__name__}: the {self.reference_column!r} column must hold a list of test statements, got {type(t).__name__}")
-        return list(t)
-    def _run(self, texts, contexts):
-        from aligntune.sandbox import run_many
-        tests, idx = [], []
-        out: list = [None] * len(texts)
-        for i, ctx in enumerate(contexts):
-            try: tests.append(self._tests(ctx)); idx.append(i)
-            except Exception as e: out[i] = self._failed(i, e)
-        rs = run_many([extract_code(texts[i]) for i in idx], tests, workers=self.workers, timeout=self.timeout, memory_mb=self.memory_mb)
-        return out, idx, rs
-    def compute(self, text, **ctx): return self.score_batch([text], [ctx])[0]
-
-@register_reward("code_execution")
-class CodeExecution(_SandboxReward):
-    "1 when the code runs in the sandbox and passes every test in the `tests` column, else 0."
-    def score_batch(self, texts, contexts):
-        out, idx, rs = self._run(texts, contexts)
-        for i, r in zip(idx, rs): out[i] = float(r.ok)
-        return out
-
-@register_reward("code_pass_rate")
-class CodePassRate(_SandboxReward):
-    "Fraction of the row's tests the code passes in the sandbox (0 when it crashes or times out)."
-    def score_batch(self, texts, contexts):
-        out, idx, rs = self._run(texts, contexts)
-        for i, r in zip(idx, rs): out[i] = r.pass_rate
-        return out
-
-# %% ../nbs/04_rewards.ipynb #805aaffe
-_PYPHEN = {}
-
-def flesch_reading_ease(text: str) -> float:
-    "Flesch reading ease (higher is easier): textstat's, or the same formula with pyphen syllables when textstat lacks its CMU dictionary offline."
-    import textstat
+def score_with_reward_model(model, # a sequence-classification model with one output (num_labels=1)
+                            tokenizer, # its tokenizer (a pad token is set to EOS if it has none)
+                            prompts, # one prompt per completion (text or chat messages), or None
+                            completions, # completions (text or chat messages)
+                            batch_size: int = 8, # rows per forward pass
+                            max_length: int = 1024, # longest tokenised prompt + completion; longer ones are cut
+                           ) -> list[float]:
+    "One score per completion: the reward model's logit for prompt + completion."
+    import torch
+    prompts = [None] * len(completions) if prompts is None else list(prompts)
+    if len(prompts) != len(completions):
+        raise RewardError(f"score_with_reward_model: {len(prompts)} prompts but {len(completions)} completions; give one prompt per completion")
+    if getattr(model.config, "num_labels", 1) != 1:
+        raise RewardError(f"score_with_reward_model: the model has num_labels={model.config.num_labels}; a reward model gives one score per text (num_labels=1)")
+    if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None: model.config.pad_token_id = tokenizer.pad_token_id
+    enc = [tokenizer(t, add_special_tokens=not templated, truncation=True, max_length=max_length)
+           for t, templated in (reward_model_text(tokenizer, p, c) for p, c in zip(prompts, completions))]
+    dev, was, side = next(model.parameters()).device, model.training, tokenizer.padding_side
+    out = []
     try:
-        import nltk; nltk.data.find("corpora/cmudict")
-        return float(textstat.flesch_reading_ease(text))
-    except LookupError: pass
-    import pyphen
-    dic = _PYPHEN.setdefault("en", pyphen.Pyphen(lang="en_US"))
-    words = re.findall(r"[A-Za-z]+", text)
-    if not words: return 0.0
-    sentences = max(1, len(re.findall(r"[.!?]+(?:\s|$)", text.strip())) or 1)
-    syll = sum(max(1, len(dic.positions(w.lower())) + 1) for w in words)
-    return 206.835 - 1.015 * len(words) / sentences - 84.6 * syll / len(words)
-
-@register_reward("readability")
-class Readability(RewardFunction):
-    "Flesch reading ease scaled to [0, 1] (textstat): plain short sentences score high, dense jargon low."
-    category = "style"
-    def compute(self, text, **ctx):
-        if not text.strip(): return 0.0
-        return _clip(flesch_reading_ease(text) / 100)
-
-_VADER = {}
-def _vader():
-    if "a" not in _VADER:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        _VADER["a"] = SentimentIntensityAnalyzer()
-    return _VADER["a"]
-
-@register_reward("sentiment")
-class Sentiment(RewardFunction):
-    "VADER compound sentiment mapped to [0, 1]; target='positive' (default) or 'negative'."
-    category = "style"
-    def __init__(self, target: str = "positive", **kw):
-        super().__init__(**kw)
-        if target not in ("positive", "negative"): raise RewardError(f"sentiment: target={target!r} is not valid: expected 'positive' or 'negative'")
-        self.target = target
-    def compute(self, text, **ctx):
-        c = _vader().polarity_scores(text)["compound"]
-        return (c + 1) / 2 if self.target == "positive" else (1 - c) / 2
-
-# %% ../nbs/04_rewards.ipynb #25dbe090
-_POLITE = [r"\bplease\b", r"\bthank(s| you)\b", r"\b(would|could) you\b", r"\bsorry\b", r"\bappreciate\b", r"\bglad to\b",
-           r"\bhappy to help\b", r"\bkindly\b", r"\bhope (this|that) helps\b", r"\bmy pleasure\b"]
-_RUDE = [r"\bshut up\b", r"\bstupid\b", r"\bidiot", r"\bdumb\b", r"\bwhatever\b", r"\bobviously\b", r"\bnobody cares\b",
-         r"\bfigure it out yourself\b", r"\bdon'?t bother\b", r"\buseless\b", r"\bgo away\b", r"\bjust google\b"]
-
-@register_reward("politeness")
-class Politeness(RewardFunction):
-    "Politeness markers (please, thank you, could you, sorry …) against rude ones (shut up, stupid, figure it out yourself …), in [0, 1]."
-    category = "style"
-    def compute(self, text, **ctx):
-        t = text.lower()
-        polite = sum(bool(re.search(p, t)) for p in _POLITE)
-        rude = sum(bool(re.search(p, t)) for p in _RUDE)
-        return _clip(0.5 + 0.25 * min(polite, 2) - 0.5 * min(rude, 2))
-
-@register_reward("conciseness")
-class Conciseness(RewardFunction):
-    "1 up to max_words words, then linearly down to 0 at twice max_words."
-    category = "style"
-    def __init__(self, max_words: int = 100, **kw):
-        super().__init__(**kw); _check_pos("conciseness", "max_words", max_words, True); self.max_words = max_words
-    def compute(self, text, **ctx):
-        n = len(text.split())
-        return 1.0 if n <= self.max_words else _clip(1 - (n - self.max_words) / self.max_words)
-
-# %% ../nbs/04_rewards.ipynb #c3fdb476
-_PROFANITY = {}
-
-@register_reward("profanity")
-class Profanity(RewardFunction):
-    "1 for clean text, 0 when it contains profanity (better-profanity word list)."
-    category = "safety"
-    def compute(self, text, **ctx):
-        if "p" not in _PROFANITY:
-            from better_profanity import profanity
-            profanity.load_censor_words(); _PROFANITY["p"] = profanity
-        return 0.0 if _PROFANITY["p"].contains_profanity(text) else 1.0
-
-_REFUSALS = [r"\bI(?:'m| am) (?:sorry|afraid),? (?:but )?I (?:can(?:no|')t|won'?t|am not able|'m not able)",
-             r"\bI (?:can(?:no|')t|won'?t|will not) (?:help|assist|provide|do|comply|answer|fulfil)",
-             r"\bI(?:'m| am) (?:not able|unable) to (?:help|assist|provide|comply|answer)", r"\bas an ai(?: language model)?\b",
-             r"\bI must (?:decline|refuse)\b", r"\b(?:this|that) (?:request )?(?:is|would be) (?:against|outside) (?:my|the) (?:guidelines|policy|policies)\b"]
-
-@register_reward("refusal")
-class Refusal(RewardFunction):
-    "Refusal detection: mode='penalize' scores 0 for a refusal and 1 for an answer; mode='reward' the reverse (for prompts that should be refused)."
-    category = "safety"
-    def __init__(self, mode: str = "penalize", **kw):
-        super().__init__(**kw)
-        if mode not in ("penalize", "reward"): raise RewardError(f"refusal: mode={mode!r} is not valid: expected 'penalize' or 'reward'")
-        self.mode = mode
-    @staticmethod
-    def is_refusal(text: str) -> bool:
-        "Whether the text reads as a refusal."
-        return any(re.search(p, text, flags=re.I) for p in _REFUSALS)
-    def compute(self, text, **ctx):
-        refused = self.is_refusal(text)
-        return float(refused) if self.mode == "reward" else float(not refused)
-
-# %% ../nbs/04_rewards.ipynb #55425531
-def _load_error(reward, path, e, what):
-    return RewardError(f"{reward}: could not load {what} from {path!r} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                       f"Give a local folder written with save_pretrained (config.json, weights, tokenizer files) or a reachable hub id.")
-
-def _chat_or_plain(tok, prompt, completion_text_):
-    "Text a reward model scores: chat template when the prompt is a message list and the tokenizer has one."
-    if isinstance(prompt, (list, tuple)) and getattr(tok, "chat_template", None):
-        return tok.apply_chat_template(list(prompt) + [{"role": "assistant", "content": completion_text_}], tokenize=False)
-    return prompt_text(prompt) + completion_text_
-
-@register_reward("reward_model")
-class RewardModelReward(RewardFunction):
-    "Score prompt + completion with a sequence-classification reward model (one output logit) from a folder or hub id."
-    category = "model"
-    def __init__(self, model_path: str | None = None, device: str | None = None, batch_size: int = 8, max_length: int = 1024, **kw):
-        super().__init__(**kw)
-        if not model_path: raise RewardError("reward_model: model_path is required (a folder with a sequence-classification model, e.g. one trained by aligntune.reward_model.train_reward_model)")
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-            self.model = AutoModelForSequenceClassification.from_pretrained(model_path)
-        except Exception as e: raise _load_error("reward_model", model_path, e, "a sequence-classification model") from None
-        if self.tokenizer.pad_token is None: self.tokenizer.pad_token = self.tokenizer.eos_token
-        if self.model.config.pad_token_id is None: self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
-        self.model_path, self.batch_size, self.max_length = str(model_path), batch_size, max_length
-    def score_batch(self, texts, contexts):
-        import torch
-        full = [_chat_or_plain(self.tokenizer, c.get("prompt"), t) for t, c in zip(texts, contexts)]
-        out = []
-        for i in range(0, len(full), self.batch_size):
-            enc = self.tokenizer(full[i:i + self.batch_size], return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
-            with torch.inference_mode():
-                logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits
-            out += logits[:, 0].float().cpu().tolist()
-        return out
-    def compute(self, text, **ctx): return self.score_batch([text], [ctx])[0]
-
-@register_reward("semantic_similarity")
-class SemanticSimilarity(ReferenceReward):
-    "Cosine similarity between mean-pooled embeddings of the completion and the reference (any HF encoder)."
-    category = "model"
-    def __init__(self, model_path: str | None = None, device: str | None = None, max_length: int = 512, **kw):
-        super().__init__(**kw)
-        if not model_path: raise RewardError("semantic_similarity: model_path is required (an encoder folder or hub id, e.g. sentence-transformers/all-MiniLM-L6-v2)")
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-        try:
-            self.tokenizer, self.model = AutoTokenizer.from_pretrained(model_path), AutoModel.from_pretrained(model_path)
-        except Exception as e: raise _load_error("semantic_similarity", model_path, e, "an encoder model") from None
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval(); self.max_length = max_length
-    def embed(self, texts: list[str]):
-        "Mean-pooled, L2-normalised embeddings."
-        import torch
-        enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=self.max_length).to(self.device)
-        with torch.inference_mode(): h = self.model(**enc).last_hidden_state
-        m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-        e = (h * m).sum(1) / m.sum(1).clamp(min=1)
-        return torch.nn.functional.normalize(e, dim=-1)
-    def score_batch(self, texts, contexts):
-        refs = [str(self.reference(c)) for c in contexts]
-        a, b = self.embed(texts), self.embed(refs)
-        return (a * b).sum(-1).float().cpu().tolist()
-    def compute(self, text, **ctx): return self.score_batch([text], [ctx])[0]
-
-@register_reward("llm_judge")
-class LLMJudge(RewardFunction):
-    "A judge you supply, judge(prompt, completion, **columns) -> number or text holding one, scaled from [min_score, max_score] to [0, 1]."
-    category = "model"
-    def __init__(self, judge: Callable | None = None, min_score: float = 0.0, max_score: float = 10.0, **kw):
-        super().__init__(**kw)
-        if not callable(judge): raise RewardError("llm_judge: judge= must be a callable judge(prompt, completion, **columns) returning a score or text with a score")
-        if max_score <= min_score: raise RewardError(f"llm_judge: max_score={max_score} must be greater than min_score={min_score}")
-        self.judge, self.min_score, self.max_score = judge, min_score, max_score
-    def compute(self, text, **ctx):
-        prompt = ctx.pop("prompt", None)
-        raw = self.judge(prompt_text(prompt), text, **ctx)
-        if isinstance(raw, str):
-            m = re.search(r"-?\d+(?:\.\d+)?", raw)
-            if not m: raise RewardError(f"llm_judge: the judge's reply holds no score: {raw[:80]!r}")
-            raw = float(m.group())
-        return _clip((float(raw) - self.min_score) / (self.max_score - self.min_score))
+        model.eval(); tokenizer.padding_side = "right"
+        for i in range(0, len(enc), batch_size):
+            batch = tokenizer.pad([{"input_ids": e["input_ids"], "attention_mask": e["attention_mask"]} for e in enc[i:i + batch_size]], return_tensors="pt")
+            with torch.inference_mode(): out += model(**{k: v.to(dev) for k, v in batch.items()}).logits[:, 0].float().cpu().tolist()
+    finally: model.train(was); tokenizer.padding_side = side
+    return out
 
 # %% ../nbs/04_rewards.ipynb #c6a0ee23
 @dataclass
 class RewardScores:
-    "Per-row scores, a per-reward summary and the correlation between rewards."
-    scores: Any  # DataFrame: one column per reward, one row per completion (NaN where a reward raised)
+    "Per-row scores, a per-reward summary, the correlation between rewards and the weighted total."
+    scores: Any  # DataFrame: one column per reward, one row per completion (NaN where a reward raised or returned None)
     summary: Any  # DataFrame indexed by reward: mean, std, min, max, frac_zero, errors, n
     corr: Any  # DataFrame: Pearson correlation between the reward columns
+    total: Any = None  # Series: `weighted_total` of each completion with the given weights (NaN where no reward scored)
     def __repr__(self): return f"RewardScores({len(self.scores)} completions x {self.scores.shape[1]} rewards)"
 
 def score_rewards(reward_fns, prompts, completions, weights=None, **columns) -> RewardScores:
-    "Score completions with each reward and summarise: mean, std, fraction of zeros, exceptions, correlations."
+    "Score completions with each reward and summarise: mean, std, fraction of zeros, exceptions, correlations, weighted total."
     import pandas as pd
-    fns, _ = resolve_reward_functions(reward_fns, weights)
+    fns, ws = resolve_reward_functions(reward_fns, weights)
     data, errs = {}, {}
     for f in fns:
         before = f.num_errors
@@ -942,4 +451,11 @@ def score_rewards(reward_fns, prompts, completions, weights=None, **columns) -> 
     df = pd.DataFrame(data)
     summ = pd.DataFrame({"mean": df.mean(), "std": df.std(ddof=0), "min": df.min(), "max": df.max(),
                          "frac_zero": (df == 0).sum() / len(df), "errors": pd.Series(errs), "n": df.notna().sum()})
-    return RewardScores(df, summ.round(4), df.corr().round(4))
+    return RewardScores(df, summ.round(4), df.corr().round(4), pd.Series(weighted_total(data, ws), name="total"))
+
+# %% ../nbs/04_rewards.ipynb #1e9acaf9
+_MOVED = {"RewardModelReward": "aligntune.reward_functions"}
+
+def __getattr__(name):
+    if name in _MOVED: return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -729,7 +729,7 @@ def plot_eval(ev: dict, title=None):
     ba, res = eval_frames(ev)
     if len(ba):
         try:
-            from aligntune.eval import plot_before_after
+            from aligntune.compare import plot_before_after
             return plot_before_after(ba, title=title or "before / after")
         except ImportError: pass
         res = _ba_long(ba)

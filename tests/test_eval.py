@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 torch = pytest.importorskip("torch")
-from aligntune.eval import (Evaluator, EvalError, EvalTask, TaskCategory, compare_models, distinct_n, eval_main, generate,
-                            get_task, plot_before_after, register_task, save_comparison, sequence_logprobs, generation_eval,
-                            extract_answer, list_tasks, win_rate, bleu, chrf, rouge, exact_match)
+from aligntune.eval import (Evaluator, EvalTask, TaskCategory, eval_main, generate, get_task, register_task, sequence_logprobs,
+                            generation_eval, list_tasks)
+from aligntune.metrics import EvalError, distinct_n, extract_answer, win_rate, bleu, chrf, rouge, exact_match
+from aligntune.compare import compare_models, plot_before_after, save_comparison
 
 TASKS = Path(__file__).parent / "data" / "lmeval_tasks"
 LM_EVAL = __import__("importlib").util.find_spec("lm_eval") is not None
@@ -104,13 +105,12 @@ def test_evaluator_on_full_model_folder_known_answers(tiny_model, loaded):
     assert ev.device == "cpu" and type(ev.model).__name__ == "Qwen2ForCausalLM"
     prompts = ["1+1=", "What is 2 plus 2?", "Which is a color?"]
     greedy = generate(ev.model, ev.tokenizer, prompts, max_new_tokens=6)
-    rows = [{"prompt": prompts[0], "answer": greedy["completions"][0]},
-            {"prompt": prompts[1], "answer": greedy["completions"][1]},
+    rows = [{"prompt": prompts[0], "answer": extract_answer(greedy["completions"][0])},   # the final answers the model gives
+            {"prompt": prompts[1], "answer": extract_answer(greedy["completions"][1])},
             {"prompt": prompts[2], "answer": "definitely not this"}]
     res = ev.evaluate(rows, ["exact_match", "accuracy", "loss", "perplexity", "length", "distinct", "bleu", "chrf", "rouge"], max_new_tokens=6)
     assert res["exact_match"] == pytest.approx(2 / 3)
-    rows_acc = [dict(r, answer=extract_answer(g)) for r, g in zip(rows[:2], greedy["completions"][:2])] + [rows[2]]
-    assert ev.evaluate(rows_acc, ["accuracy"], max_new_tokens=6)["accuracy"] == pytest.approx(2 / 3)
+    assert ev.evaluate(rows, ["accuracy"], max_new_tokens=6)["accuracy"] == pytest.approx(2 / 3)
     # loss and perplexity: exp(token-pooled mean NLL), each NLL computed by hand
     hand = [_hand_logprob(model, tok, r["prompt"], r["answer"]) for r in rows]
     nll = -sum(s for s, _ in hand) / sum(n for _, n in hand)
