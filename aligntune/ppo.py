@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from .config import ConfigError, UnifiedConfig, make_config
 from .callbacks import Dispatcher
 from .models import is_unsloth_model, lora_config
-from .rewards import prompt_text
+from .rewards import prompt_text, weighted_total, score_with_reward_model
 from .runs import atomic_dir
 from .ppo_core import (masked_mean, masked_var, masked_whiten, response_masks, truncate_responses, kl_penalty,
                                 token_rewards, gae, policy_loss, value_loss, AdaptiveKLController)
@@ -187,32 +187,6 @@ def _save_adapter(model, name, path):
     cfg = copy.deepcopy(model.peft_config[name]); cfg.inference_mode = True
     cfg.save_pretrained(str(path))
 
-# %% ../nbs/06a_ppo.ipynb #1d3e7a20
-def _weighted_total(scores: dict, # {reward name: one value per completion, None where the reward has no opinion}
-                    weights, # one weight per name (in the order of `scores`), or {name: weight}
-                   ) -> list[float]:
-    "Per completion, the weighted sum of the values that are not None (a None adds nothing)."
-    # TODO(merge): use aligntune.rewards.weighted_total(scores, weights) and delete this function
-    ws = weights if isinstance(weights, dict) else dict(zip(scores, weights))
-    n = len(next(iter(scores.values()), []))
-    return [sum(ws[name] * vals[i] for name, vals in scores.items() if vals[i] is not None) for i in range(n)]
-
-def _reward_model_scores(reward_model, # a sequence-classification model with one label
-                         tokenizer, # its tokenizer
-                         texts: list[str], # whole conversations (prompt + completion) as text
-                         max_length: int = 1024, # longer texts are cut
-                        ) -> list[float]:
-    "One score per text from a reward model: right-padded, one no-grad forward, the single logit."
-    # TODO(merge): use the reward-model scorer of aligntune.rewards and delete this function
-    import torch
-    if reward_model.config.pad_token_id is None:
-        reward_model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    side = tokenizer.padding_side; tokenizer.padding_side = "right"
-    try: enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
-    finally: tokenizer.padding_side = side
-    dev = next(reward_model.parameters()).device
-    with torch.no_grad(): return reward_model(**{k: v.to(dev) for k, v in enc.items()}).logits[:, 0].float().tolist()
-
 # %% ../nbs/06a_ppo.ipynb #68037def
 def _reward_name(fn) -> str:
     return str(getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__)
@@ -268,8 +242,8 @@ class RewardScorer:
         if device is not None: rm.to(device)
         disable_dropout_in_model(rm); self.reward_model = rm.eval().requires_grad_(False)
 
-    def __call__(self, prompts, completions, completion_ids=None, texts=None, tokenizer=None, **columns):
-        "(weighted scores [B], {name: [B] values, None for no opinion}); `texts` (prompt + completion) feed the reward model."
+    def __call__(self, prompts, completions, completion_ids=None, tokenizer=None, **columns):
+        "(weighted scores [B], {name: [B] values, None for no opinion}); a NaN total (nothing scored a row) counts as 0."
         values = {}
         for f, name in zip(self.functions, self.names):
             kw = dict(columns)
@@ -279,11 +253,9 @@ class RewardScorer:
                 raise ValueError(f"Reward function {name!r} returned {None if out is None else len(out)} values for {len(completions)} completions: it must return one float (or None) per completion.")
             values[name] = [_float_or_none(v, name) for v in out]
         if self.reward_model is not None:
-            tok = self.reward_tokenizer or tokenizer
-            if getattr(tok, "chat_template", None) and all(isinstance(c, list) for c in completions):
-                texts = [tok.apply_chat_template(list(p) + list(c), tokenize=False) for p, c in zip(prompts, completions)]
-            values[self.reward_model_name] = _reward_model_scores(self.reward_model, tok, texts, self.max_length)
-        return _weighted_total(values, self.weights), values
+            values[self.reward_model_name] = score_with_reward_model(self.reward_model, self.reward_tokenizer or tokenizer, prompts, completions,
+                                                                     max_length=self.max_length)
+        return [0.0 if math.isnan(t) else t for t in weighted_total(values, self.weights)], values
 
 # %% ../nbs/06a_ppo.ipynb #3a5c9d42
 def _prompt_dataset(ds):
@@ -500,8 +472,7 @@ def _score(self: PPOEngine, rollout: Rollout, columns: dict):
     import torch
     prompts, texts = rollout.prompts, rollout.completions
     completions = [[{"role": "assistant", "content": t}] if not isinstance(p, str) else t for p, t in zip(prompts, texts)]
-    conversations = [self._render(p)[0] + t for p, t in zip(prompts, texts)]
-    scores, rollout.reward_values = self.rewards(prompts, completions, completion_ids=rollout.completion_ids, texts=conversations,
+    scores, rollout.reward_values = self.rewards(prompts, completions, completion_ids=rollout.completion_ids,
                                                  tokenizer=self.tokenizer, **columns)
     scores = torch.tensor(scores, dtype=torch.float32, device=rollout.input_ids.device)
     penalty = self.ppo.missing_eos_penalty

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..config import ConfigError, resolved_settings, completion_length
 from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_main_process
 from ..data import prepare_dataset, split_dataset, DataError
+from ..rewards import weighted_total
 from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config
 
 # %% auto #0
@@ -111,13 +112,13 @@ class SampleTap:
         b, self._key, self._batch = self._batch, None, None
         if not b or max_groups <= 0: return []
         n = len(b["completions"])
-        total = [sum(w * (b["rewards"].get(k) or [0] * n)[i] if (b["rewards"].get(k) or [0] * n)[i] is not None else 0.0
-                     for k, w in zip(self.names, self.weights)) for i in range(n)]
-        adv = group_advantages(total, self.G, self.scale)
+        total = weighted_total({k: b["rewards"].get(k) or [None] * n for k in self.names}, self.weights)
+        adv = group_advantages([0.0 if math.isnan(t) else t for t in total], self.G, self.scale)  # TRL sums with nansum
         rows = []
         for i in range(min(n, max_groups * self.G)):
             row = dict(prompt=_text(b["prompts"][i]), completion=_text(b["completions"][i]), group=i // self.G,
-                       rewards={k: b["rewards"][k][i] for k in self.names if k in b["rewards"]}, reward=total[i], advantage=adv[i])
+                       rewards={k: b["rewards"][k][i] for k in self.names if k in b["rewards"]},
+                       reward=None if math.isnan(total[i]) else total[i], advantage=adv[i])
             ids = b.get("ids")
             if ids is not None:
                 ids_i = list(ids[i]); row["completion_length"] = len(ids_i)
@@ -166,7 +167,8 @@ class _TRLTrainer(TrainerBase):
         rows = ds.select(range(min(16, len(ds)))).to_list()
         fns = getattr(self, "_eval_reward_fns", None)
         n = completion_length(self.config) or 32
-        return GenerationEvalCallback(rows, reward_fns=fns, tokenizer=self.tokenizer, run_writer=self.run, max_new_tokens=n)
+        return GenerationEvalCallback(rows, reward_fns=fns, reward_weights=getattr(self, "_eval_reward_weights", None) if fns else None,
+                                      tokenizer=self.tokenizer, run_writer=self.run, max_new_tokens=n)
     def _load_model(self):
         cfg = self.config
         if self.model is None:
@@ -314,7 +316,7 @@ class _Rewarded:
         cfg = self.config
         fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
         self._tap = SampleTap(names, weights, num_generations, scale, max_len, self.tokenizer.eos_token_id)
-        self._eval_reward_fns = fns
+        self._eval_reward_fns, self._eval_reward_weights = fns, list(weights)
         funcs = [self._tap.wrap(f, n) for f, n in zip(fns, names)]
         if cfg.reward_model_name:
             check_model_source(cfg.reward_model_name)
