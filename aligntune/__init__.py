@@ -11,9 +11,11 @@ __all__ = []
 __version__ = "0.1.0"
 
 _LAZY = {
-    "config": ["ConfigError", "ConfigWarning", "UnifiedConfig", "SFTConfig", "ModelConfig", "DatasetConfig", "TrainingConfig",
-               "PeftConfig", "BackendConfig", "RewardConfig", "SFTParams", "DPOParams", "GRPOParams", "PPOParams",
-               "make_config", "load_yaml", "save_yaml", "GRPO_PRESETS", "ALGORITHMS"],
+    "config": ["ConfigError", "ConfigWarning", "UnifiedConfig", "ModelConfig", "DatasetConfig", "TrainingConfig",
+               "PeftParams", "BackendConfig", "RewardConfig", "SFTParams", "DPOParams", "KTOParams", "ORPOParams", "SimPOParams",
+               "GRPOParams", "RLOOParams", "PPOParams", "make_config", "load_yaml", "save_yaml", "ALGORITHMS", "Algorithm",
+               "get_algorithm", "algorithms"],
+    "callbacks": ["Callback", "Dispatcher", "EVENTS", "StopAfter"],
     "data": ["DataError", "load_data", "prepare_dataset", "detect_format", "split_dataset"],
     "models": ["ModelError", "load_model", "build_tiny_model", "tiny_model_path", "hardware"],
     "runs": ["Run", "RunWriter", "list_runs", "plot_metrics"],

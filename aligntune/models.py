@@ -8,13 +8,13 @@ Docs: https://aligntune.github.io/aligntune/nbs/models.html.md"""
 from __future__ import annotations
 import os, json, hashlib, importlib.util
 from pathlib import Path
-from .config import ConfigError, PeftConfig, PRECISIONS, _bad
+from .config import ConfigError, PeftParams, PRECISIONS, _bad
 
 # %% auto #0
 __all__ = ['BUILTIN_MODEL', 'CHATML_TEMPLATE', 'CHAR_TOKENS', 'ModelError', 'hardware', 'pick_precision', 'torch_dtype',
            'resolve_builtin_model', 'check_model_source', 'fix_tokenizer', 'build_tiny_model', 'tiny_model_path',
-           'char_model', 'load_tokenizer', 'load_model', 'add_lora', 'is_unsloth_model', 'count_parameters',
-           'estimate_memory_gb']
+           'char_model', 'load_tokenizer', 'load_model', 'lora_config', 'add_lora', 'is_unsloth_model',
+           'count_parameters', 'estimate_memory_gb']
 
 # %% ../nbs/02_models.ipynb #3ed1fcb8
 class ModelError(ValueError):
@@ -192,14 +192,14 @@ def load_tokenizer(name_or_path, trust_remote_code=False, revision=None, chat_te
     tok = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code, revision=revision)
     return fix_tokenizer(tok, chat_template=chat_template, padding_side=padding_side)
 
-def load_model(name_or_path, precision: str = "auto", peft: PeftConfig | dict | None = None, trust_remote_code: bool = False,
+def load_model(name_or_path, precision: str = "auto", peft: PeftParams | dict | None = None, trust_remote_code: bool = False,
                padding_side: str = "right", chat_template: str | None = None, revision: str | None = None,
                tokenizer=None, device_map=None, attn_implementation=None, num_labels: int | None = None):
     "Load a causal LM (or a sequence classifier with `num_labels`) and its tokenizer from a hub id, a folder or a loaded model."
     import torch, transformers
     hw = hardware()
     prec = pick_precision(precision, hw)
-    if isinstance(peft, dict): peft = PeftConfig(**peft)
+    if isinstance(peft, dict): peft = PeftParams(**peft)
     quant = None
     if peft is not None and peft.enabled and peft.method == "qlora":
         if hw["device"] != "cuda": raise ModelError("peft.method='qlora' loads the base model in 4-bit, which needs a CUDA GPU. Use method='lora' on this machine.")
@@ -253,14 +253,18 @@ def _load_adapter_folder(src, prec, trust_remote_code, padding_side, chat_templa
     tok = load_tokenizer(tok_src, trust_remote_code, None, chat_template, padding_side)
     return PeftModel.from_pretrained(model, src), tok
 
-def add_lora(model, peft: PeftConfig):
+def lora_config(peft: PeftParams):
+    "PEFT's `LoraConfig` for aligntune's `peft` settings: the one place the two are translated."
+    from peft import LoraConfig
+    return LoraConfig(r=peft.r, lora_alpha=peft.lora_alpha, lora_dropout=peft.lora_dropout, target_modules=peft.target_modules,
+                      bias=peft.bias, task_type="CAUSAL_LM")
+
+def add_lora(model, peft: PeftParams):
     "Wrap `model` with LoRA adapters as `peft` describes."
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         model = prepare_model_for_kbit_training(model)
-    lc = LoraConfig(r=peft.r, lora_alpha=peft.lora_alpha, lora_dropout=peft.lora_dropout, target_modules=peft.target_modules,
-                    bias=peft.bias, task_type="CAUSAL_LM")
-    return get_peft_model(model, lc)
+    return get_peft_model(model, lora_config(peft))
 
 def is_unsloth_model(model) -> bool:
     "True when `model` (or the model under a PEFT wrapper) was loaded or patched by Unsloth."

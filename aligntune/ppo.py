@@ -58,7 +58,7 @@ def response_logprobs(logits: torch.Tensor, responses: torch.Tensor) -> torch.Te
 VALUE_MODES = ("adapter", "shared", "model")
 
 def _lora_config(peft_cfg):
-    "A PEFT `LoraConfig` from aligntune's `PeftConfig`."
+    "A PEFT `LoraConfig` from aligntune's `PeftParams`."
     from peft import LoraConfig
     return LoraConfig(r=peft_cfg.r, lora_alpha=peft_cfg.lora_alpha, lora_dropout=peft_cfg.lora_dropout,
                       target_modules=peft_cfg.target_modules, bias=peft_cfg.bias, task_type="CAUSAL_LM")
@@ -83,7 +83,7 @@ class PPOModels:
     "Policy, reference and critic of a PPO run behind one object (see the layouts above)."
     def __init__(self, model, # a causal LM, plain or a `PeftModel`
                  value_mode: str = "adapter", # 'adapter', 'shared' or 'model'
-                 peft_config=None, # aligntune `PeftConfig`; with `enabled` a plain model gets `policy` and `value` adapters
+                 peft_config=None, # aligntune `PeftParams`; with `enabled` a plain model gets `policy` and `value` adapters
                  temperature: float = 0.7, # divides every logit that becomes a log-prob
                  device=None, # where to put the model (None: leave it)
                 ):
