@@ -6,42 +6,29 @@ Docs: https://aligntune.github.io/aligntune/nbs/widgets.html.md"""
 
 # %% ../nbs/08_widgets.ipynb #780b53d6
 from __future__ import annotations
-import html, io, json, math, os, sys, threading, time, traceback, warnings
+import html, json, math, threading, time, traceback, warnings
 from pathlib import Path
 from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, config_from_dict, _to_dict,
-                              ALGORITHMS, GRPO_FAMILY, GRPO_PRESETS, BACKENDS, resolved_grpo)
-from .runs import Run, plot_metrics, pick_keys, list_runs, describe_source
+                              ALGORITHMS, GRPO_FAMILY, GRPO_PRESETS, BACKENDS)
+from .runs import Run, describe_source
+from .plots import (figure_png, plot_training, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
+                             _as_run, _runs, _labels)
 
 # %% auto #0
-__all__ = ['EXTRA_KEYS', 'FORM_FIELDS', 'figure_png', 'show_figure', 'html_table', 'training_keys', 'plot_training',
-           'reward_names', 'preset_text', 'ConfigPanel', 'sample_frame', 'SampleInspector', 'TrainPanel', 'config_diff',
-           'plot_runs', 'RunCompare', 'plot_runs_keys', 'eval_frames', 'plot_eval', 'EvalView', 'plot_reward_scores',
-           'RewardWorkbench']
+__all__ = ['FORM_FIELDS', 'show_figure', 'html_table', 'reward_names', 'preset_text', 'ConfigPanel', 'sample_frame',
+           'SampleInspector', 'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
 
 # %% ../nbs/08_widgets.ipynb #2010caa1
 def _W():
-    "ipywidgets, imported on first use so that the plotting functions work without it."
+    "ipywidgets, imported on first use (importing this module needs no widgets)."
     import ipywidgets
     return ipywidgets
-
-def figure_png(fig, dpi: int = 72) -> bytes:
-    "PNG bytes of a matplotlib Figure (no pyplot state)."
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
 
 def show_figure(image, fig, dpi: int = 72):
     "Put a Figure into an ipywidgets Image at its natural pixel size (no stretching)."
     image.value = figure_png(fig, dpi)
     image.layout.width = f"{int(fig.get_size_inches()[0] * dpi)}px"
     image.layout.display = None
-
-def _as_run(run):
-    "A `Run` from a Run, a folder path or anything with an `output_dir`; None while the folder holds no record yet."
-    if run is None or isinstance(run, Run): return run
-    path = Path(getattr(run, "output_dir", run))
-    try: return Run(path)
-    except (FileNotFoundError, ValueError): return None
 
 def _esc(x, limit: int | None = None) -> str:
     s = "" if x is None else str(x)
@@ -77,36 +64,6 @@ def _error_html(e: BaseException, tb: bool = True) -> str:
     return (f"<div class='aligntune-error' style='color:#b00020;border-left:3px solid #b00020;padding:4px 8px'>"
             f"<b>{_esc(msg)}</b>{fold}</div>")
 
-# %% ../nbs/08_widgets.ipynb #a3eed130
-EXTRA_KEYS = ("learning_rate", "grad_norm", "loss")
-
-def training_keys(columns, algorithm=None, max_panels: int = 8) -> list:
-    "The algorithm's key curves (`pick_keys`) followed by learning rate, grad norm and loss when logged."
-    keys = pick_keys(columns, algorithm, max_panels=max_panels)
-    for k in EXTRA_KEYS:
-        if len(keys) >= max_panels: break
-        if k in columns and k not in keys: keys.append(k)
-    return keys
-
-def plot_training(df, algorithm=None, max_panels: int = 8, fig=None, title=None):
-    "A fixed-size grid (4 columns) of the run's curves against step; a matplotlib Figure. Redrawing into the same `fig` reuses its axes."
-    from matplotlib.figure import Figure
-    keys = training_keys(df.columns, algorithm, max_panels) if len(df) else []
-    fig = fig or Figure(figsize=(12, 4.4))
-    axes = fig.axes
-    if keys and getattr(fig, "_aligntune_keys", None) == keys and all(len(ax.lines) == 1 for ax in axes):
-        for ax, k in zip(axes, keys):   # same curves as last time: move the data, keep the axes (about twice as fast)
-            s = df[["step", k]].dropna()
-            ax.lines[0].set_data(s["step"], s[k].astype(float)); ax.relim(); ax.autoscale_view()
-    else:
-        plot_metrics(df, keys=keys, algorithm=algorithm, ncols=4, fig=fig, title=title)
-        fig.subplots_adjust(left=0.05, right=0.99, top=0.88 if title else 0.93, bottom=0.08, wspace=0.32, hspace=0.55)
-        fig._aligntune_keys = keys
-    for ax in fig.axes:
-        for line in ax.lines: line.set_marker("o" if len(line.get_xdata()) < 30 else "")
-        for line in ax.lines: line.set_markersize(2.5)
-    return fig
-
 # %% ../nbs/08_widgets.ipynb #2f3d0f3c
 def reward_names() -> list:
     "Registered reward names."
@@ -131,7 +88,7 @@ FORM_FIELDS = {
     "grpo.num_generations": ("int", "num generations", GRPO_FAMILY),
     "grpo.max_completion_length": ("int", "max completion length", GRPO_FAMILY),
     "grpo.temperature": ("float", "temperature", GRPO_FAMILY),
-    "ppo.response_length": ("int", "response length", ("ppo",)),
+    "ppo.max_completion_length": ("int", "max completion length", ("ppo",)),
     "ppo.kl_coef": ("float", "KL coefficient", ("ppo",)),
     "ppo.temperature": ("float", "temperature", ("ppo",)),
 }
@@ -296,7 +253,7 @@ def _truncation(df, metrics, max_len, tokenizer):
 def _max_completion_length(cfg: dict):
     algo = cfg.get("algorithm")
     if algo in GRPO_FAMILY: return (cfg.get("grpo") or {}).get("max_completion_length")
-    if algo == "ppo": return (cfg.get("ppo") or {}).get("response_length")
+    if algo == "ppo": return (cfg.get("ppo") or {}).get("max_completion_length")
     return None
 
 # %% ../nbs/08_widgets.ipynb #8c337890
@@ -394,26 +351,6 @@ class SampleInspector:
     def __repr__(self):
         r = self.run
         return f"SampleInspector({r.name if r else None!r}, steps={len(self.steps)}, rows={len(self._df)})"
-
-# %% ../nbs/08_widgets.ipynb #29c53f44
-def _demo_run(path, algorithm="grpo", lr=1e-4, steps=6, seed=0):
-    "A small synthetic run record (config, metrics, samples, eval) for examples and tests."
-    import random
-    from aligntune.runs import RunWriter
-    rnd = random.Random(seed)
-    w = RunWriter(path)
-    w.write_config(make_config(algorithm=algorithm, model_name="tiny", dataset_name="toy.jsonl", learning_rate=lr, batch_size=4,
-                               num_generations=2, max_completion_length=8, output_dir=str(path)))
-    for s in range(1, steps + 1):
-        r = min(1.0, 0.1 * s + rnd.random() * 0.1)
-        w.log({"loss": 0.0, "reward": r, "rewards/fmt/mean": r, "rewards/len/mean": 0.5, "reward_std": 0.2, "kl": 0.01 * s,
-               "completions/mean_length": 8 - s / 2, "completions/clipped_ratio": 1.0 if s == 1 else 0.5, "learning_rate": lr, "grad_norm": 1.0}, s)
-        w.log_samples(s, [dict(prompt="2+2=", completion="4" * (s % 3 + 1), group=0, rewards={"fmt": 1.0, "len": 0.5}, reward=1.5, advantage=0.0),
-                          dict(prompt="2+2=", completion="four", group=0, rewards={"fmt": 1.0, "len": 0.5}, reward=1.5, advantage=0.0),
-                          dict(prompt="3+3=", completion="6", group=1, rewards={"fmt": 1.0, "len": 0.0}, reward=1.0, advantage=1.0),
-                          dict(prompt="3+3=", completion="", group=1, rewards={"fmt": 0.0, "len": 0.0}, reward=0.0, advantage=-1.0)])
-    w.update_status(status="finished", global_step=steps); w.close()
-    return Run(path)
 
 # %% ../nbs/08_widgets.ipynb #34d12906
 def _is_trainer(x): return hasattr(x, "train") and hasattr(x, "callbacks") and hasattr(x, "request_stop")
@@ -602,16 +539,6 @@ def _flatten(d, prefix=""):
         else: out[key] = json.dumps(v, default=str) if isinstance(v, (list, dict)) else v
     return out
 
-def _runs(runs) -> list:
-    if isinstance(runs, (str, Path)) and Path(runs).is_dir() and _as_run(runs) is None: return list_runs(runs)
-    if isinstance(runs, (str, Path, Run)): runs = [runs]
-    out = [_as_run(r) for r in runs]
-    return [r for r in out if r is not None]
-
-def _labels(runs) -> list:
-    names = [r.name for r in runs]
-    return [f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
-
 def config_diff(runs, ignore=("training.output_dir",)):
     "A DataFrame of the config keys whose values differ between runs (rows: keys, columns: runs)."
     import pandas as pd
@@ -621,32 +548,6 @@ def config_diff(runs, ignore=("training.output_dir",)):
     diff = [k for k in keys if k not in ignore and len({json.dumps(f.get(k, "<missing>"), default=str) for f in flat}) > 1]
     df = pd.DataFrame({lab: [f.get(k, "<missing>") for k in diff] for lab, f in zip(_labels(runs), flat)}, index=pd.Index(diff, name="key"))
     return df
-
-def plot_runs(runs, keys=None, ncols: int = 3, fig=None, max_panels: int = 6, title=None):
-    "The runs' curves overlaid, one panel per metric; a matplotlib Figure."
-    from matplotlib.figure import Figure
-    runs = _runs(runs)
-    frames = [r.metrics for r in runs]
-    if keys is None:
-        keys = []
-        for r, m in zip(runs, frames):
-            for k in (training_keys(m.columns, r.algorithm, max_panels) if len(m) else []):
-                if k not in keys: keys.append(k)
-        keys = keys[:max_panels]
-    n = max(len(keys), 1); ncols = min(ncols, n); nrows = math.ceil(n / ncols)
-    fig = fig or Figure(figsize=(4 * ncols, 2.6 * nrows))
-    fig.clear()
-    for i, k in enumerate(keys):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        for lab, m in zip(_labels(runs), frames):
-            if k in m and len(m[["step", k]].dropna()):
-                s = m[["step", k]].dropna(); ax.plot(s["step"], s[k].astype(float), lw=1.2, label=lab)
-        ax.set_title(k, fontsize=9); ax.tick_params(labelsize=7); ax.grid(alpha=0.3)
-        if i == 0 and runs: ax.legend(fontsize=7)
-    if not keys: fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no metrics to compare", ha="center", va="center")
-    if title: fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.88 if title else 0.92, bottom=0.1, wspace=0.3, hspace=0.55)
-    return fig
 
 # %% ../nbs/08_widgets.ipynb #f739fda4
 class RunCompare:
@@ -699,56 +600,7 @@ class RunCompare:
         display(self.widget)
     def __repr__(self): return f"RunCompare({_labels(self.runs)})"
 
-def plot_runs_keys(runs, max_panels: int = 6) -> list:
-    "The metrics `plot_runs` shows by default."
-    keys = []
-    for r in runs:
-        m = r.metrics
-        for k in (training_keys(m.columns, r.algorithm, max_panels) if len(m) else []):
-            if k not in keys: keys.append(k)
-    return keys[:max_panels]
-
 # %% ../nbs/08_widgets.ipynb #a6e801bf
-def eval_frames(ev: dict) -> tuple:
-    "(before/after DataFrame, long DataFrame of every other numeric result: section, task, metric, value)."
-    import pandas as pd
-    ba = pd.DataFrame(ev.get("before_after") or [], columns=["task", "metric", "base", "trained", "delta"])
-    rows = []
-    for sec, v in ev.items():
-        if sec == "before_after" or not isinstance(v, dict): continue
-        for task, m in v.items():
-            if isinstance(m, dict):
-                rows += [dict(section=sec, task=task, metric=k, value=float(x)) for k, x in m.items() if isinstance(x, (int, float)) and not isinstance(x, bool)]
-            elif isinstance(m, (int, float)) and not isinstance(m, bool):
-                rows.append(dict(section=sec, task="", metric=task, value=float(m)))
-    return ba, pd.DataFrame(rows, columns=["section", "task", "metric", "value"])
-
-def plot_eval(ev: dict, title=None):
-    "Before/after bars when eval.json has a comparison, else bars of the results; a matplotlib Figure."
-    from matplotlib.figure import Figure
-    ba, res = eval_frames(ev)
-    if len(ba):
-        try:
-            from aligntune.eval import plot_before_after
-            return plot_before_after(ba, title=title or "before / after")
-        except ImportError: pass
-        res = _ba_long(ba)
-    n = max(len(res), 1)
-    fig = Figure(figsize=(7, 0.35 * n + 1.2), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
-    if len(res):
-        labels = [f"{r.section}:{r.task}/{r.metric}".replace(":/", ":") for r in res.itertuples()]
-        ax.barh(range(len(res)), res["value"], color="#1f77b4"); ax.set_yticks(range(len(res)), labels, fontsize=7); ax.invert_yaxis()
-        for i, v in enumerate(res["value"]): ax.annotate(f"{v:.3g}", (v, i), fontsize=7, va="center")
-    else: ax.text(0.5, 0.5, "no evaluation results", ha="center", va="center")
-    if title: fig.suptitle(title, fontsize=10)
-    return fig
-
-def _ba_long(ba):
-    import pandas as pd
-    return pd.DataFrame([dict(section=s, task=r.task, metric=r.metric, value=getattr(r, s)) for r in ba.itertuples() for s in ("base", "trained")],
-                        columns=["section", "task", "metric", "value"])
-
 class EvalView:
     "Tables and bars of a run's eval.json (before/after comparison and task results)."
     def __init__(self, run):
@@ -785,27 +637,6 @@ class EvalView:
     def __repr__(self): return f"EvalView(comparisons={len(self.comparison)}, results={len(self.results)})"
 
 # %% ../nbs/08_widgets.ipynb #6bf23ea2
-def plot_reward_scores(scores, fig=None):
-    "Histograms of each reward's scores and their correlation matrix (a matplotlib Figure, no pyplot state)."
-    from matplotlib.figure import Figure
-    df, corr = scores.scores, scores.corr
-    n = max(len(df.columns), 1)
-    fig = fig or Figure(figsize=(2.6 * n + 3.2, 2.6), layout="constrained")
-    fig.clear()
-    for i, c in enumerate(df.columns):
-        ax = fig.add_subplot(1, n + 1, i + 1)
-        ax.hist(df[c].dropna(), bins=10, color="#4c78a8"); ax.set_title(c, fontsize=9); ax.tick_params(labelsize=7)
-    ax = fig.add_subplot(1, n + 1, n + 1)
-    m = corr.fillna(0).values
-    ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
-    ax.set_xticks(range(len(corr)), corr.columns, rotation=45, ha="right", fontsize=7); ax.set_yticks(range(len(corr)), corr.index, fontsize=7)
-    for i in range(len(corr)):
-        for j in range(len(corr)):
-            v = corr.values[i, j]
-            ax.text(j, i, "–" if v != v else f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v == v and abs(v) > 0.6 else "black")
-    ax.set_title("correlation (– : a constant reward)", fontsize=9)
-    return fig
-
 def _workbench_rows(source):
     "Rows {prompt, completion, ...} from a list of dicts, a DataFrame, or a run folder's samples."
     import pandas as pd
