@@ -10,7 +10,8 @@ import html, json, math, threading, time, traceback, warnings
 from pathlib import Path
 from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, config_from_dict, _to_dict,
                               ALGORITHMS, GRPO_FAMILY, GRPO_PRESETS, BACKENDS)
-from .runs import Run, describe_source
+from .runs import describe_source
+from .callbacks import Callback
 from .plots import (figure_png, plot_training, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
                              _as_run, _runs, _labels)
 
@@ -353,31 +354,18 @@ class SampleInspector:
         return f"SampleInspector({r.name if r else None!r}, steps={len(self.steps)}, rows={len(self._df)})"
 
 # %% ../nbs/08_widgets.ipynb #34d12906
-def _is_trainer(x): return hasattr(x, "train") and hasattr(x, "callbacks") and hasattr(x, "request_stop")
+def _is_trainer(x) -> bool:
+    "Anything with a trainer's public face: `train`, `add_callback` and `request_stop`."
+    return all(hasattr(x, a) for a in ("train", "add_callback", "request_stop"))
 
-def _free_dir(path) -> Path:
-    "`path`, or `path-2`, `path-3`, ... when it already holds a run (a run folder's metrics are appended, never mixed)."
-    p = Path(path)
-    if not (p / "metrics.jsonl").exists() and not (p / "run.json").exists(): return p
-    i = 2
-    while (p.with_name(f"{p.name}-{i}") / "metrics.jsonl").exists() or (p.with_name(f"{p.name}-{i}") / "run.json").exists(): i += 1
-    return p.with_name(f"{p.name}-{i}")
-
-class _PanelCallback:
-    "The plain callback a TrainPanel adds to its trainer."
+class _PanelListener(Callback):
+    "What a TrainPanel hears from its trainer: the training events, nothing of the engine."
     def __init__(self, panel): self.panel = panel
     def on_train_begin(self, trainer): self.panel._begin(trainer)
-    def on_log(self, metrics, step): self.panel._log(metrics, step)
-    def on_samples(self, step, rows): self.panel._new_samples = True
-    def on_train_end(self, trainer): pass
-
-def _total_steps(trainer):
-    for get in (lambda t: t.trl_trainer.state.max_steps, lambda t: t.total_steps, lambda t: t.config.training.max_steps):
-        try:
-            v = get(trainer)
-            if isinstance(v, int) and v > 0: return v
-        except Exception: pass
-    return None
+    def on_step(self, trainer, step): self.panel.step = int(step)
+    def on_log(self, trainer, step, metrics): self.panel._log(trainer, step)
+    def on_samples(self, trainer, step, rows): self.panel._new_samples = True
+    def on_train_end(self, trainer, status, result): self.panel._end(trainer, status, result)
 
 # %% ../nbs/08_widgets.ipynb #6749ce84
 class TrainPanel:
@@ -386,6 +374,7 @@ class TrainPanel:
         W = _W()
         self.source, self.trainer_kw = source, trainer_kw
         self.trainer = source if _is_trainer(source) else None
+        self.listener = _PanelListener(self)
         self.update_every, self.overhead, self.max_panels = update_every, overhead, max_panels
         self.result = self.error = None
         self.renders, self.step, self.total, self.draw_seconds = 0, 0, None, 0.0
@@ -407,22 +396,22 @@ class TrainPanel:
         self.widget.add_class("aligntune-train-panel")
         self.train_button.on_click(self._on_train_click)
         self.stop_button.on_click(self._on_stop_click)
-        if self.trainer is not None: self._show_config(self.trainer.config)
+        if self.trainer is not None:   # listen from now on: the panel also follows a `trainer.train()` run elsewhere
+            self.trainer.add_callback(self.listener)
+            self._show_config(self.trainer.config)
 
     # what to train
     @property
-    def run_dir(self): return Path(self.trainer.output_dir) if self.trainer is not None else None
+    def run_dir(self): return Path(self.trainer.config.training.output_dir) if self.trainer is not None else None
     @property
     def run(self): return _as_run(self.run_dir) if self.trainer is not None else None
     def _make_trainer(self):
-        "A trainer from the source config (a ConfigPanel is read when training starts)."
-        from aligntune.backends.core import create_sft_trainer, create_rl_trainer
+        "A fresh trainer for each run: the source function's, or the backend factory's for the config (a ConfigPanel is read now)."
         src = self.source
+        if callable(src): return src()
+        from aligntune.backends.core import BackendFactory
         cfg = src.config if isinstance(src, ConfigPanel) else make_config(src)
-        out = _free_dir(cfg.training.output_dir)
-        if out != Path(cfg.training.output_dir): cfg = make_config(cfg, output_dir=str(out))
-        make = create_sft_trainer if cfg.algorithm == "sft" else create_rl_trainer
-        return make(config=cfg, **self.trainer_kw)
+        return BackendFactory.create_trainer(cfg, **self.trainer_kw)
 
     # handlers
     def _on_train_click(self, b=None): self.start()
@@ -453,39 +442,53 @@ class TrainPanel:
         self.error_box.value = ""
         self.train_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "preparing (loading model and data)…"
+        t, was_quiet = None, False
         try:
-            if self.trainer is None or (self.source is not None and not _is_trainer(self.source)):
-                self.trainer = self._make_trainer()
-            if not any(isinstance(c, _PanelCallback) and c.panel is self for c in self.trainer.callbacks):
-                self.trainer.callbacks.append(_PanelCallback(self))
-            self.trainer.quiet = True
-            self._show_config(self.trainer.config)
-            self.inspector.bind(self.run_dir)
-            self.result = self.trainer.train()
+            if not _is_trainer(self.source): self.trainer = self._make_trainer()
+            was_quiet = self.trainer.quiet
+            t = self.trainer; t.quiet = True     # the panel shows the progress, so the console stays silent
+            t.add_callback(self.listener)        # a listener is added once, however often this runs
+            self._show_config(t.config)
+            self.result = t.train()
         except BaseException as e:
             self.error = e
             self.error_box.value = _error_html(e)
             self.status.value = f"<b style='color:#b00020'>failed</b> at step {self.step}"
             if reraise: raise
         finally:
-            self._finish()
+            if t is not None: t.quiet = was_quiet
+            self.train_button.disabled, self.stop_button.disabled = False, True
+            if self.trainer is not None and not _is_trainer(self.source): self.train_button.description = "Train again"
         return self.result
 
-    # progress and drawing (called from the training thread)
+    # events (from the training thread)
     def _begin(self, trainer):
-        self._t_begin = time.perf_counter(); self._last_draw = None
-        self.step, self.total, self.renders, self.draw_seconds = 0, _total_steps(trainer), 0, 0.0
+        self._t_begin, self._last_draw = time.perf_counter(), None
+        self.step, self.total, self.renders, self.draw_seconds = trainer.global_step or 0, trainer.total_steps, 0, 0.0
         self.progress.max, self.progress.value = self.total or 1, 0
         self.status.value = f"step 0/{self.total or '?'}"
-    def _log(self, metrics, step):
-        if self._t_begin is None: self._begin(self.trainer)   # an engine that sends no on_train_begin
+        self.plot.layout.display, self.plot_note.value = "none", "<i>the curves appear at the first logged step</i>"
+        self.inspector.bind(self.run_dir)   # the folder's earlier record, if any, has just moved to previous/
+    def _log(self, trainer, step):
+        if self._t_begin is None: self._begin(trainer)   # an engine that sends no train_begin
         self.step = int(step)
+        if not self.total: self.total = trainer.total_steps; self.progress.max = self.total or 1
         if self.total: self.progress.value = min(self.step, self.total)
-        el = time.perf_counter() - (self._t_begin or time.perf_counter())
+        el = time.perf_counter() - self._t_begin
         rate = el / self.step if self.step else 0.0
         eta = f" · ETA {_dur(rate * (self.total - self.step))}" if self.total and self.step else ""
         self.status.value = f"step {self.step}/{self.total or '?'} · {rate:.2f} s/step · {_dur(el)}{eta}"
         if self.due(): self.refresh()
+    def _end(self, trainer, status, result):
+        r = result or {}
+        self.step = r.get("global_step", trainer.global_step)
+        if status == "failed": self.status.value = f"<b style='color:#b00020'>failed</b> at step {self.step}"; return
+        self._new_samples = True
+        self.refresh()
+        if self.total: self.progress.value = min(self.step, self.total)
+        rt = r.get("runtime")
+        self.status.value = (f"<b>{status}</b> · step {self.step}/{self.total or '?'}" + (f" · {_dur(rt)}" if rt is not None else "")
+                             + f" · {self.renders} plot updates · {_esc(self.run_dir)}")
     def due(self) -> bool:
         "Draw now? The first logged step draws at once; later, at most every `update_every` s and while all drawing so far plus one more stays within `overhead` of the training time."
         now = time.perf_counter()
@@ -499,26 +502,12 @@ class TrainPanel:
             t0 = time.perf_counter()
             run = self.run
             if run is None: return self
-            from matplotlib.figure import Figure
-            self._fig = self._fig or Figure(figsize=(12, 4.4))
-            fig = plot_training(run.metrics, run.algorithm, self.max_panels, fig=self._fig)
-            show_figure(self.plot, fig); self.plot_note.value = ""
+            self._fig = plot_training(run.metrics, run.algorithm, self.max_panels, fig=self._fig)
+            show_figure(self.plot, self._fig); self.plot_note.value = ""
             if self._new_samples: self._new_samples = False; self.inspector.refresh()
             self.renders += 1; self.draw_seconds += time.perf_counter() - t0
             self._last_draw = time.perf_counter()
         return self
-    def _finish(self):
-        st = (self.result or {}).get("status")
-        if self.error is None:
-            self._new_samples = True
-            self.refresh()
-            if self.total: self.progress.value = min(self.step, self.total)
-            rt = (self.result or {}).get("runtime")
-            self.status.value = (f"<b>{st}</b> · step {(self.result or {}).get('global_step', self.step)}/{self.total or '?'}"
-                                 + (f" · {_dur(rt)}" if rt is not None else "") + f" · {self.renders} plot updates · {_esc(self.run_dir)}")
-        self.train_button.disabled, self.stop_button.disabled = False, True
-        if self.trainer is not None and self.source is not None and not _is_trainer(self.source):
-            self.train_button.description = "Train again"
     def _show_config(self, cfg):
         self.config_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto'>{_esc(cfg.to_yaml())}</pre>"
     def _ipython_display_(self):
