@@ -6,18 +6,18 @@ Docs: https://aligntune.github.io/aligntune/nbs/widgets.html.md"""
 
 # %% ../nbs/08_widgets.ipynb #780b53d6
 from __future__ import annotations
-import html, json, math, threading, time, traceback, warnings
+import dataclasses, html, json, math, threading, time, traceback, warnings
 from pathlib import Path
-from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, config_from_dict, _to_dict,
-                              ALGORITHMS, GRPO_FAMILY, GRPO_PRESETS, BACKENDS)
+from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, config_from_dict, completion_length,
+                              get_algorithm, _to_dict, _yaml_load, ALGORITHMS, BACKENDS)
 from .runs import describe_source
 from .callbacks import Callback
 from .plots import (figure_png, plot_training, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
                              _as_run, _runs, _labels)
 
 # %% auto #0
-__all__ = ['FORM_FIELDS', 'show_figure', 'html_table', 'reward_names', 'preset_text', 'ConfigPanel', 'sample_frame',
-           'SampleInspector', 'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
+__all__ = ['FORM_FIELDS', 'show_figure', 'html_table', 'reward_names', 'settings_fields', 'preset_text', 'ConfigPanel',
+           'sample_frame', 'SampleInspector', 'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
 
 # %% ../nbs/08_widgets.ipynb #2010caa1
 def _W():
@@ -71,99 +71,114 @@ def reward_names() -> list:
     from aligntune.rewards import list_rewards
     return [r["name"] for r in list_rewards()]
 
-# dotted config key -> (widget kind, label, algorithms it applies to (None: all))
+# the settings every algorithm shares: dotted config key -> (control kind, label); an algorithm's own come from its settings group
 FORM_FIELDS = {
-    "model.name_or_path": ("text", "model", None),
-    "dataset.name": ("text", "dataset", None),
-    "training.output_dir": ("text", "output dir", None),
-    "training.max_steps": ("int", "max steps (0: epochs)", None),
-    "training.num_epochs": ("float", "epochs", None),
-    "training.batch_size": ("int", "batch size", None),
-    "training.gradient_accumulation_steps": ("int", "grad accumulation", None),
-    "training.learning_rate": ("float", "learning rate", None),
-    "model.max_seq_length": ("int", "max seq length", None),
-    "peft.enabled": ("bool", "LoRA", None),
-    "peft.r": ("int", "LoRA rank", None),
-    "sft.packing": ("bool", "packing", ("sft",)),
-    "dpo.beta": ("float", "beta", ("dpo",)),
-    "grpo.num_generations": ("int", "num generations", GRPO_FAMILY),
-    "grpo.max_completion_length": ("int", "max completion length", GRPO_FAMILY),
-    "grpo.temperature": ("float", "temperature", GRPO_FAMILY),
-    "ppo.max_completion_length": ("int", "max completion length", ("ppo",)),
-    "ppo.kl_coef": ("float", "KL coefficient", ("ppo",)),
-    "ppo.temperature": ("float", "temperature", ("ppo",)),
+    "model.name_or_path": ("text", "model"),
+    "dataset.name": ("text", "dataset"),
+    "training.output_dir": ("text", "output dir"),
+    "training.max_steps": ("int", "max steps (0: epochs)"),
+    "training.num_epochs": ("float", "epochs"),
+    "training.batch_size": ("int", "batch size"),
+    "training.gradient_accumulation_steps": ("int", "grad accumulation"),
+    "training.learning_rate": ("float", "learning rate"),
+    "model.max_seq_length": ("int", "max seq length"),
+    "peft.enabled": ("bool", "LoRA"),
+    "peft.r": ("int", "LoRA rank"),
 }
-_REWARD_ALGOS = GRPO_FAMILY + ("ppo",)
+_KINDS = {"bool": "bool", "int": "int", "float": "float", "str": "text"}   # a field's type -> its control; any other type is typed as YAML
+
+def settings_fields(group: str) -> dict:
+    "The form fields of a config settings group, read from its dataclass: dotted key -> (control kind, label)."
+    cls = {f.name: f for f in dataclasses.fields(UnifiedConfig)}[group].default_factory
+    return {f"{group}.{f.name}": (_KINDS.get(str(f.type), "yaml"), f.name.replace("_", " ")) for f in dataclasses.fields(cls)}
+
+def preset_text(algorithm) -> str:
+    "The algorithm's line in the table: its title and summary, and the settings its preset fills in."
+    a = get_algorithm(algorithm)
+    pre = ", ".join(f"{k}={v}" for k, v in a.preset.items() if v is not None)
+    return f"{a.title}: {a.summary}" + (f". Preset: {pre}" if pre else "")
 
 def _get(d, key):
     g, f = key.split(".", 1)
     return d.get(g, {}).get(f)
 
-def preset_text(algorithm: str) -> str:
-    "One line describing the algorithm's preset (the GRPO-family knobs it sets)."
-    if algorithm in GRPO_PRESETS:
-        p = GRPO_PRESETS[algorithm]
-        return f"{algorithm} preset: " + ", ".join(f"{k}={v}" for k, v in p.items() if v is not None)
-    return {"sft": "sft: supervised fine-tuning on text, messages or prompt/completion rows",
-            "dpo": "dpo: preference pairs (prompt, chosen, rejected); beta sets the pull towards the reference",
-            "ppo": "ppo: aligntune's PPO engine with a value model; rewards from functions or a reward model"}.get(algorithm, algorithm)
+def _yaml_text(v) -> str:
+    "A value as a YAML-typed field shows it ('' for None)."
+    if v is None: return ""
+    if isinstance(v, str): return v
+    import yaml
+    return yaml.safe_dump(v, default_flow_style=True).removesuffix("\n...\n").strip()
 
 # %% ../nbs/08_widgets.ipynb #ac1b37fd
+_STY, _WIDE = {"description_width": "170px"}, "440px"
+
 class ConfigPanel:
-    "A form for a run's config: model, data, algorithm (with its preset), backend, rewards with weights, key hyperparameters."
+    "A form for a run's config: model, data, algorithm (with its preset), backend, the algorithm's settings, rewards with weights."
     def __init__(self, config=None, rewards: list | None = None):
         W = _W()
         base = make_config(config) if config is not None else make_config(algorithm="grpo")
         self._base = _to_dict(base)
         self._config, self._error, self._warnings = base, None, []
-        sty = {"description_width": "150px"}
-        self.algorithm = W.Dropdown(options=list(ALGORITHMS), value=base.algorithm, description="algorithm", style=sty, layout=W.Layout(width="420px"))
-        self.backend = W.Dropdown(options=list(BACKENDS), value=base.backend.backend, description="backend", style=sty, layout=W.Layout(width="420px"))
+        self.algorithm = W.Dropdown(options=[(a.title, a.name) for a in ALGORITHMS.values()], value=base.algorithm,
+                                    description="algorithm", style=_STY, layout=W.Layout(width=_WIDE))
+        self.backend = W.Dropdown(options=list(BACKENDS), value=base.backend.backend, description="backend", style=_STY, layout=W.Layout(width=_WIDE))
         self.preset = W.HTML()
-        self.fields, self._kept = {}, {}
-        for key, (kind, label, _) in FORM_FIELDS.items():
-            v, lay = _get(self._base, key), W.Layout(width="420px")   # one Layout per control: fields are hidden one by one
-            if kind == "text":
-                shown = "" if v is None else v if isinstance(v, str) else describe_source(v)
-                if not isinstance(v, (str, type(None))): self._kept[key] = (shown, v)
-                w = W.Text(value=shown, description=label, style=sty, layout=lay)
-            elif kind == "int": w = W.IntText(value=0 if v is None else int(v), description=label, style=sty, layout=lay)
-            elif kind == "float": w = W.FloatText(value=0.0 if v is None else float(v), description=label, style=sty, layout=lay)
-            else: w = W.Checkbox(value=bool(v), description=label, style=sty, indent=True)
-            self.fields[key] = w
+        self.fields, self._kinds, self._kept, self.groups, self._group_keys = {}, {}, {}, {}, {}
+        for key, (kind, label) in FORM_FIELDS.items(): self._add_control(key, kind, label)
+        for g in dict.fromkeys(a.settings for a in ALGORITHMS.values()):   # each settings group once (the GRPO family shares one)
+            fs = settings_fields(g)
+            for key, (kind, label) in fs.items(): self._add_control(key, kind, label)
+            self._group_keys[g] = list(fs)
+            self.groups[g] = W.VBox([W.HTML(f"<b>{g}</b> settings")] + [self.fields[k] for k in fs])
         names = list(rewards) if rewards is not None else reward_names()
         given = [r["name"] for r in self._base.get("rewards", [])]
         self._reward_params = {r["name"]: r.get("params", {}) for r in self._base.get("rewards", [])}
         self.reward_select = W.SelectMultiple(options=names + [n for n in given if n not in names], value=tuple(given),
-                                              description="rewards", rows=6, style=sty, layout=W.Layout(width="420px"))
-        self.weights = {r["name"]: W.FloatText(value=float(r.get("weight", 1.0)), description=f"weight {r['name']}", style=sty, layout=W.Layout(width="420px"))
+                                              description="rewards", rows=6, style=_STY, layout=W.Layout(width=_WIDE))
+        self.weights = {r["name"]: W.FloatText(value=float(r.get("weight", 1.0)), description=f"weight {r['name']}", style=_STY, layout=W.Layout(width=_WIDE))
                         for r in self._base.get("rewards", [])}
         self.weight_box, self._observed = W.VBox(), set()
         self.error_box, self.yaml_view = W.HTML(), W.HTML()
         self.rewards_box = W.VBox([self.reward_select, self.weight_box])
-        left = W.VBox([self.algorithm, self.preset, self.backend] + list(self.fields.values()) + [self.rewards_box])
+        left = W.VBox([self.algorithm, self.preset, self.backend] + [self.fields[k] for k in FORM_FIELDS] + list(self.groups.values()) + [self.rewards_box])
         self.widget = W.VBox([W.HBox([left, W.VBox([W.HTML("<b>config.yaml</b>"), self.yaml_view], layout=W.Layout(margin="0 0 0 16px"))]),
                               self.error_box])
         self.widget.add_class("aligntune-config-panel")
         for w in [self.algorithm, self.backend, self.reward_select, *self.fields.values()]: w.observe(self._changed, names="value")
         self._sync_rewards(); self._changed()
 
+    def _add_control(self, key, kind, label):
+        "One control for a dotted key, holding the starting config's value (one Layout each: groups are hidden as a whole)."
+        W = _W()
+        v, lay = _get(self._base, key), W.Layout(width=_WIDE)
+        if kind == "bool": w = W.Checkbox(value=bool(v), description=label, style=_STY, indent=True)
+        elif kind == "int": w = W.IntText(value=0 if v is None else int(v), description=label, style=_STY, layout=lay)
+        elif kind == "float": w = W.FloatText(value=0.0 if v is None else float(v), description=label, style=_STY, layout=lay)
+        elif kind == "yaml": w = W.Text(value=_yaml_text(v), description=label, style=_STY, layout=lay)
+        else:
+            shown = "" if v is None else v if isinstance(v, str) else describe_source(v)
+            if not isinstance(v, (str, type(None))): self._kept[key] = (shown, v)   # an in-memory dataset or model
+            w = W.Text(value=shown, description=label, style=_STY, layout=lay)
+        self.fields[key], self._kinds[key] = w, kind
+
     # handlers
     def _sync_rewards(self):
         W = _W()
         for n in self.reward_select.value:
             if n not in self.weights:
-                self.weights[n] = W.FloatText(value=1.0, description=f"weight {n}", style={"description_width": "150px"}, layout=W.Layout(width="420px"))
+                self.weights[n] = W.FloatText(value=1.0, description=f"weight {n}", style=_STY, layout=W.Layout(width=_WIDE))
         for n, w in self.weights.items():
             if n not in self._observed: w.observe(self._changed, names="value"); self._observed.add(n)
         self.weight_box.children = [self.weights[n] for n in self.reward_select.value]
     def _changed(self, change=None):
         if change is not None and change.get("owner") is self.reward_select: self._sync_rewards()
-        algo = self.algorithm.value
-        for key, (_, _, algos) in FORM_FIELDS.items():
-            self.fields[key].layout.display = None if algos is None or algo in algos else "none"
-        self.rewards_box.layout.display = None if algo in _REWARD_ALGOS else "none"
-        self.preset.value = f"<span style='color:#555;font-size:12px'>{_esc(preset_text(algo))}</span>"
+        spec = get_algorithm(self.algorithm.value)
+        for g, box in self.groups.items(): box.layout.display = None if g == spec.settings else "none"
+        for key in self._group_keys[spec.settings]:   # an empty field takes the preset's value: show it
+            f = key.split(".", 1)[1]
+            if self._kinds[key] == "yaml": self.fields[key].placeholder = f"preset: {_yaml_text(spec.preset[f])}" if spec.preset.get(f) is not None else "not set"
+        self.rewards_box.layout.display = None if spec.needs_reward else "none"
+        self.preset.value = f"<span style='color:#555;font-size:12px'>{_esc(preset_text(spec.name))}</span>"
         try:
             with warnings.catch_warnings(record=True) as ws:
                 warnings.simplefilter("always", ConfigWarning)
@@ -178,19 +193,32 @@ class ConfigPanel:
             self.yaml_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto;margin:0'>{_esc(self._config.to_yaml())}</pre>"
 
     # accessors
+    def _value(self, key):
+        "A control's value as the config takes it."
+        import yaml
+        v = self.fields[key].value
+        if self._kinds[key] == "yaml":
+            try: v = _yaml_load(v) if v.strip() else None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{key}={v!r} cannot be read: {' '.join(str(e).split())}. Write it as in config.yaml "
+                                  "(0.2, true, [a, b]) or leave it empty for the preset's value.") from None
+        if key == "training.max_steps" and not v: v = None
+        if key in self._kept and v == self._kept[key][0]: v = self._kept[key][1]   # an in-memory dataset or model, unchanged
+        return v
     def values(self) -> dict:
         "The nested config dict the form describes (the starting config's other settings kept)."
         d = {k: dict(v) if isinstance(v, dict) else v for k, v in self._base.items()}
         d["algorithm"] = self.algorithm.value
         d.setdefault("backend", {})["backend"] = self.backend.value
-        for key, w in self.fields.items():
+        for key in self.fields:
             g, f = key.split(".", 1)
-            v = w.value
-            if key == "training.max_steps" and not v: v = None
-            if key in self._kept and v == self._kept[key][0]: v = self._kept[key][1]   # an in-memory dataset or model, unchanged
-            d.setdefault(g, {})[f] = v
+            d.setdefault(g, {})[f] = self._value(key)
         d["rewards"] = [{"name": n, "weight": float(self.weights[n].value), "params": self._reward_params.get(n, {})} for n in self.reward_select.value]
         return d
+    @property
+    def shown(self) -> list:
+        "The dotted keys of the fields on show: the shared ones, then those of the algorithm's settings group."
+        return list(FORM_FIELDS) + [k for g, box in self.groups.items() if box.layout.display != "none" for k in self._group_keys[g]]
     @property
     def error(self) -> str | None:
         "The current ConfigError message, or None when the form is valid."
@@ -205,20 +233,19 @@ class ConfigPanel:
     @property
     def yaml(self) -> str: return self.config.to_yaml()
     def set(self, **values):
-        "Set form values by dotted key (`training.learning_rate`), or `algorithm`, `backend`, `rewards` ({name: weight})."
+        "Set form values by dotted key (`training.learning_rate`, `kto.beta`), or `algorithm`, `backend`, `rewards` ({name: weight})."
         for k, v in values.items():
             if k == "algorithm": self.algorithm.value = v
             elif k == "backend": self.backend.value = v
             elif k == "rewards":
                 self.reward_select.value = tuple(v)
                 for n, wt in dict(v).items(): self.weights[n].value = wt
-            elif k in self.fields: self.fields[k].value = v
+            elif k in self.fields: self.fields[k].value = _yaml_text(v) if self._kinds[k] == "yaml" else v
             else: raise ConfigError(f"ConfigPanel has no field {k!r}. Fields: algorithm, backend, rewards, {', '.join(self.fields)}.")
-        return self
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
-    def __repr__(self): return f"ConfigPanel(algorithm={self.algorithm.value!r}, valid={self._error is None})"
+    def __repr__(self): return f"ConfigPanel(algorithm={self.algorithm.value!r}, error={self._error!r})"
 
 # %% ../nbs/08_widgets.ipynb #ae499bbe
 def sample_frame(samples, metrics=None, max_completion_length=None, tokenizer=None):
@@ -251,11 +278,13 @@ def _truncation(df, metrics, max_len, tokenizer):
                for v, c in zip(out, df["completion"])]
     return out
 
-def _max_completion_length(cfg: dict):
-    algo = cfg.get("algorithm")
-    if algo in GRPO_FAMILY: return (cfg.get("grpo") or {}).get("max_completion_length")
-    if algo == "ppo": return (cfg.get("ppo") or {}).get("max_completion_length")
-    return None
+def _completion_length(run) -> int | None:
+    "The longest completion the run's algorithm generates (`config.completion_length`), None when its config does not say."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConfigWarning)
+            return completion_length(run.config_object)
+    except ConfigError: return None
 
 # %% ../nbs/08_widgets.ipynb #8c337890
 class SampleInspector:
@@ -301,7 +330,7 @@ class SampleInspector:
         if run is None: self._df = sample_frame([])
         else:
             raw, m = run.samples, run.metrics
-            max_len = _max_completion_length(run.config)
+            max_len = _completion_length(run)
             self._df = sample_frame(raw, m, max_len)
             if self._df["truncated"].isna().any() and len(self._df):
                 tok = self._tokenizer(run, max_len)
