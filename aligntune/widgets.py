@@ -110,7 +110,7 @@ def _yaml_text(v) -> str:
     return yaml.safe_dump(v, default_flow_style=True).removesuffix("\n...\n").strip()
 
 # %% ../nbs/08_widgets.ipynb #ac1b37fd
-_STY, _WIDE = {"description_width": "170px"}, "440px"
+_STY, _WIDE = {"description_width": "200px"}, "470px"   # room for the longest field name (mask truncated completions)
 
 class ConfigPanel:
     "A form for a run's config: model, data, algorithm (with its preset), backend, the algorithm's settings, rewards with weights."
