@@ -56,7 +56,8 @@ def plot_before_after(df, title="before / after", ncols=3):
 # %% ../nbs/07c_compare.ipynb #4e55eb34
 def save_comparison(df, run_dir, fig=None) -> dict:
     "Write `eval.json` (merged under 'before_after') and `before_after.png` into `run_dir`; returns their paths."
-    from aligntune.runs import save_figure, atomic_write
+    from aligntune.runs import atomic_write
+    from aligntune.plots import save_figure
     d = Path(run_dir); d.mkdir(parents=True, exist_ok=True)
     p = d / "eval.json"
     cur = json.loads(p.read_text()) if p.exists() else {}

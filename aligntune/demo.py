@@ -19,7 +19,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     "Run the three stages, print a before/after table, write Run folders and PNG plots; returns the results."
     from aligntune import create_sft_trainer, create_rl_trainer, load_model, Run
     from aligntune.models import tiny_model_path
-    from aligntune.runs import save_figure
+    from aligntune.plots import save_figure
     from aligntune.toy import addition_facts, sft_rows, preference_rows, prompt_rows, addition_correct, evaluate_addition
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))

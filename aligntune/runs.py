@@ -8,11 +8,10 @@ Docs: https://aligntune.github.io/aligntune/nbs/runs.html.md"""
 from __future__ import annotations
 import json, os, math, time, shutil, tempfile
 from pathlib import Path
-from .config import UnifiedConfig, load_yaml, _to_dict, ALGORITHMS
+from .config import UnifiedConfig, load_yaml, _to_dict
 
 # %% auto #0
-__all__ = ['OTHER_PLOT_KEYS', 'atomic_write', 'atomic_dir', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs',
-           'plot_keys', 'pick_keys', 'plot_metrics', 'save_figure']
+__all__ = ['atomic_write', 'atomic_dir', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs']
 
 # %% ../nbs/03_runs.ipynb #9754404b
 def _jsonable(v):
@@ -168,7 +167,8 @@ class Run:
         p = self.path / "eval.json"
         return json.loads(p.read_text()) if p.exists() else {}
     def plot(self, keys=None, **kw):
-        "Curves of this run's metrics (headless-safe matplotlib Figure)."
+        "Curves of this run's metrics (a matplotlib Figure; see `aligntune.plots.plot_metrics`)."
+        from aligntune.plots import plot_metrics  # plots reads Runs, so it is imported here, not at the top
         return plot_metrics(self.metrics, keys=keys, title=self.name, algorithm=self.algorithm, **kw)
     def __repr__(self): return f"Run({self.name!r}, algorithm={self.algorithm!r}, steps={len(self.metrics)})"
 
@@ -177,67 +177,3 @@ def list_runs(root) -> list:
     root = Path(root)
     runs = [p for p in root.iterdir() if p.is_dir() and ((p / "metrics.jsonl").exists() or (p / "run.json").exists())] if root.is_dir() else []
     return [Run(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime)]
-
-# %% ../nbs/03_runs.ipynb #1d2d21f6
-# curves of runs that are not a training algorithm (reward-model training); the algorithms' come from the table
-OTHER_PLOT_KEYS = {"reward": ("loss", "accuracy", "margin")}
-
-def plot_keys(algorithm=None) -> tuple:
-    "The metric keys worth plotting for `algorithm` (any algorithm's when unknown), most telling first."
-    if algorithm in ALGORITHMS: return ALGORITHMS[algorithm].plots
-    if algorithm in OTHER_PLOT_KEYS: return OTHER_PLOT_KEYS[algorithm]
-    out = []
-    for ks in [a.plots for a in ALGORITHMS.values()] + list(OTHER_PLOT_KEYS.values()):
-        out += [k for k in ks if k not in out]
-    return tuple(out)
-
-def pick_keys(columns, algorithm=None, max_panels=6) -> list:
-    "The metric columns worth plotting, in a sensible order."
-    import fnmatch
-    cols = [c for c in columns if c not in ("step", "epoch", "time")]
-    wanted = plot_keys(algorithm)
-    out = []
-    for k in wanted:
-        for c in (fnmatch.filter(cols, k) if "*" in k else [k] if k in cols else []):
-            if c not in out: out.append(c)
-    return out[:max_panels]
-
-def _show_figures_in_notebooks():
-    "Let IPython display our pyplot-free Figures as PNG (the inline backend only registers this when pyplot is imported)."
-    try:
-        from IPython import get_ipython
-        ip = get_ipython()
-    except ImportError: return
-    if ip is None: return
-    from matplotlib.figure import Figure
-    def png(fig):
-        import io
-        buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=72); return buf.getvalue()
-    ip.display_formatter.formatters["image/png"].for_type(Figure, png)
-
-def plot_metrics(df, keys=None, title=None, algorithm=None, ncols=3, figsize=None, fig=None, smooth: int = 0):
-    "A grid of metric curves against step; returns a matplotlib Figure (no pyplot state, safe without a display)."
-    from matplotlib.figure import Figure
-    _show_figures_in_notebooks()
-    keys = keys or (pick_keys(df.columns, algorithm) if len(df) else [])
-    n = max(len(keys), 1); ncols = min(ncols, n); nrows = math.ceil(n / ncols)
-    fig = fig or Figure(figsize=figsize or (4 * ncols, 2.6 * nrows), layout="constrained")
-    fig.clear()
-    for i, k in enumerate(keys):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        s = df[["step", k]].dropna() if k in df else None
-        if s is not None and len(s):
-            y = s[k].astype(float)
-            ax.plot(s["step"], y, lw=1, alpha=0.45 if smooth else 1)
-            if smooth and len(y) > smooth: ax.plot(s["step"], y.rolling(smooth, min_periods=1).mean(), lw=1.6)
-        ax.set_title(k, fontsize=9); ax.tick_params(labelsize=7); ax.grid(alpha=0.3)
-    if not keys: fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no metrics yet", ha="center", va="center")
-    if title: fig.suptitle(title, fontsize=10)
-    return fig
-
-def save_figure(fig, path, dpi=90):
-    "Save a Figure as PNG atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=dpi); os.replace(tmp, path)
-    return path

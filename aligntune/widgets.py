@@ -6,42 +6,30 @@ Docs: https://aligntune.github.io/aligntune/nbs/widgets.html.md"""
 
 # %% ../nbs/08_widgets.ipynb #780b53d6
 from __future__ import annotations
-import html, io, json, math, os, sys, threading, time, traceback, warnings
+import dataclasses, html, json, math, threading, time, traceback, warnings
 from pathlib import Path
-from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, config_from_dict, _to_dict,
-                              ALGORITHMS, GRPO_FAMILY, GRPO_PRESETS, BACKENDS, resolved_grpo)
-from .runs import Run, plot_metrics, pick_keys, list_runs, describe_source
+from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, config_from_dict, completion_length,
+                              get_algorithm, _to_dict, _yaml_load, ALGORITHMS, BACKENDS)
+from .runs import describe_source
+from .callbacks import Callback
+from .plots import (figure_png, plot_training, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
+                             _as_run, _runs, _labels)
 
 # %% auto #0
-__all__ = ['EXTRA_KEYS', 'FORM_FIELDS', 'figure_png', 'show_figure', 'html_table', 'training_keys', 'plot_training',
-           'reward_names', 'preset_text', 'ConfigPanel', 'sample_frame', 'SampleInspector', 'TrainPanel', 'config_diff',
-           'plot_runs', 'RunCompare', 'plot_runs_keys', 'eval_frames', 'plot_eval', 'EvalView', 'plot_reward_scores',
-           'RewardWorkbench']
+__all__ = ['FORM_FIELDS', 'show_figure', 'html_table', 'reward_names', 'settings_fields', 'preset_text', 'ConfigPanel',
+           'sample_frame', 'SampleInspector', 'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
 
 # %% ../nbs/08_widgets.ipynb #2010caa1
 def _W():
-    "ipywidgets, imported on first use so that the plotting functions work without it."
+    "ipywidgets, imported on first use (importing this module needs no widgets)."
     import ipywidgets
     return ipywidgets
-
-def figure_png(fig, dpi: int = 72) -> bytes:
-    "PNG bytes of a matplotlib Figure (no pyplot state)."
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
 
 def show_figure(image, fig, dpi: int = 72):
     "Put a Figure into an ipywidgets Image at its natural pixel size (no stretching)."
     image.value = figure_png(fig, dpi)
     image.layout.width = f"{int(fig.get_size_inches()[0] * dpi)}px"
     image.layout.display = None
-
-def _as_run(run):
-    "A `Run` from a Run, a folder path or anything with an `output_dir`; None while the folder holds no record yet."
-    if run is None or isinstance(run, Run): return run
-    path = Path(getattr(run, "output_dir", run))
-    try: return Run(path)
-    except (FileNotFoundError, ValueError): return None
 
 def _esc(x, limit: int | None = None) -> str:
     s = "" if x is None else str(x)
@@ -77,135 +65,120 @@ def _error_html(e: BaseException, tb: bool = True) -> str:
     return (f"<div class='aligntune-error' style='color:#b00020;border-left:3px solid #b00020;padding:4px 8px'>"
             f"<b>{_esc(msg)}</b>{fold}</div>")
 
-# %% ../nbs/08_widgets.ipynb #a3eed130
-EXTRA_KEYS = ("learning_rate", "grad_norm", "loss")
-
-def training_keys(columns, algorithm=None, max_panels: int = 8) -> list:
-    "The algorithm's key curves (`pick_keys`) followed by learning rate, grad norm and loss when logged."
-    keys = pick_keys(columns, algorithm, max_panels=max_panels)
-    for k in EXTRA_KEYS:
-        if len(keys) >= max_panels: break
-        if k in columns and k not in keys: keys.append(k)
-    return keys
-
-def plot_training(df, algorithm=None, max_panels: int = 8, fig=None, title=None):
-    "A fixed-size grid (4 columns) of the run's curves against step; a matplotlib Figure. Redrawing into the same `fig` reuses its axes."
-    from matplotlib.figure import Figure
-    keys = training_keys(df.columns, algorithm, max_panels) if len(df) else []
-    fig = fig or Figure(figsize=(12, 4.4))
-    axes = fig.axes
-    if keys and getattr(fig, "_aligntune_keys", None) == keys and all(len(ax.lines) == 1 for ax in axes):
-        for ax, k in zip(axes, keys):   # same curves as last time: move the data, keep the axes (about twice as fast)
-            s = df[["step", k]].dropna()
-            ax.lines[0].set_data(s["step"], s[k].astype(float)); ax.relim(); ax.autoscale_view()
-    else:
-        plot_metrics(df, keys=keys, algorithm=algorithm, ncols=4, fig=fig, title=title)
-        fig.subplots_adjust(left=0.05, right=0.99, top=0.88 if title else 0.93, bottom=0.08, wspace=0.32, hspace=0.55)
-        fig._aligntune_keys = keys
-    for ax in fig.axes:
-        for line in ax.lines: line.set_marker("o" if len(line.get_xdata()) < 30 else "")
-        for line in ax.lines: line.set_markersize(2.5)
-    return fig
-
 # %% ../nbs/08_widgets.ipynb #2f3d0f3c
 def reward_names() -> list:
     "Registered reward names."
     from aligntune.rewards import list_rewards
     return [r["name"] for r in list_rewards()]
 
-# dotted config key -> (widget kind, label, algorithms it applies to (None: all))
+# the settings every algorithm shares: dotted config key -> (control kind, label); an algorithm's own come from its settings group
 FORM_FIELDS = {
-    "model.name_or_path": ("text", "model", None),
-    "dataset.name": ("text", "dataset", None),
-    "training.output_dir": ("text", "output dir", None),
-    "training.max_steps": ("int", "max steps (0: epochs)", None),
-    "training.num_epochs": ("float", "epochs", None),
-    "training.batch_size": ("int", "batch size", None),
-    "training.gradient_accumulation_steps": ("int", "grad accumulation", None),
-    "training.learning_rate": ("float", "learning rate", None),
-    "model.max_seq_length": ("int", "max seq length", None),
-    "peft.enabled": ("bool", "LoRA", None),
-    "peft.r": ("int", "LoRA rank", None),
-    "sft.packing": ("bool", "packing", ("sft",)),
-    "dpo.beta": ("float", "beta", ("dpo",)),
-    "grpo.num_generations": ("int", "num generations", GRPO_FAMILY),
-    "grpo.max_completion_length": ("int", "max completion length", GRPO_FAMILY),
-    "grpo.temperature": ("float", "temperature", GRPO_FAMILY),
-    "ppo.response_length": ("int", "response length", ("ppo",)),
-    "ppo.kl_coef": ("float", "KL coefficient", ("ppo",)),
-    "ppo.temperature": ("float", "temperature", ("ppo",)),
+    "model.name_or_path": ("text", "model"),
+    "dataset.name": ("text", "dataset"),
+    "training.output_dir": ("text", "output dir"),
+    "training.max_steps": ("int", "max steps (0: epochs)"),
+    "training.num_epochs": ("float", "epochs"),
+    "training.batch_size": ("int", "batch size"),
+    "training.gradient_accumulation_steps": ("int", "grad accumulation"),
+    "training.learning_rate": ("float", "learning rate"),
+    "model.max_seq_length": ("int", "max seq length"),
+    "peft.enabled": ("bool", "LoRA"),
+    "peft.r": ("int", "LoRA rank"),
 }
-_REWARD_ALGOS = GRPO_FAMILY + ("ppo",)
+_KINDS = {"bool": "bool", "int": "int", "float": "float", "str": "text"}   # a field's type -> its control; any other type is typed as YAML
+
+def settings_fields(group: str) -> dict:
+    "The form fields of a config settings group, read from its dataclass: dotted key -> (control kind, label)."
+    cls = {f.name: f for f in dataclasses.fields(UnifiedConfig)}[group].default_factory
+    return {f"{group}.{f.name}": (_KINDS.get(str(f.type), "yaml"), f.name.replace("_", " ")) for f in dataclasses.fields(cls)}
+
+def preset_text(algorithm) -> str:
+    "The algorithm's line in the table: its title and summary, and the settings its preset fills in."
+    a = get_algorithm(algorithm)
+    pre = ", ".join(f"{k}={v}" for k, v in a.preset.items() if v is not None)
+    return f"{a.title}: {a.summary}" + (f". Preset: {pre}" if pre else "")
 
 def _get(d, key):
     g, f = key.split(".", 1)
     return d.get(g, {}).get(f)
 
-def preset_text(algorithm: str) -> str:
-    "One line describing the algorithm's preset (the GRPO-family knobs it sets)."
-    if algorithm in GRPO_PRESETS:
-        p = GRPO_PRESETS[algorithm]
-        return f"{algorithm} preset: " + ", ".join(f"{k}={v}" for k, v in p.items() if v is not None)
-    return {"sft": "sft: supervised fine-tuning on text, messages or prompt/completion rows",
-            "dpo": "dpo: preference pairs (prompt, chosen, rejected); beta sets the pull towards the reference",
-            "ppo": "ppo: aligntune's PPO engine with a value model; rewards from functions or a reward model"}.get(algorithm, algorithm)
+def _yaml_text(v) -> str:
+    "A value as a YAML-typed field shows it ('' for None)."
+    if v is None: return ""
+    if isinstance(v, str): return v
+    import yaml
+    return yaml.safe_dump(v, default_flow_style=True).removesuffix("\n...\n").strip()
 
 # %% ../nbs/08_widgets.ipynb #ac1b37fd
+_STY, _WIDE = {"description_width": "200px"}, "470px"   # room for the longest field name (mask truncated completions)
+
 class ConfigPanel:
-    "A form for a run's config: model, data, algorithm (with its preset), backend, rewards with weights, key hyperparameters."
+    "A form for a run's config: model, data, algorithm (with its preset), backend, the algorithm's settings, rewards with weights."
     def __init__(self, config=None, rewards: list | None = None):
         W = _W()
         base = make_config(config) if config is not None else make_config(algorithm="grpo")
         self._base = _to_dict(base)
         self._config, self._error, self._warnings = base, None, []
-        sty = {"description_width": "150px"}
-        self.algorithm = W.Dropdown(options=list(ALGORITHMS), value=base.algorithm, description="algorithm", style=sty, layout=W.Layout(width="420px"))
-        self.backend = W.Dropdown(options=list(BACKENDS), value=base.backend.backend, description="backend", style=sty, layout=W.Layout(width="420px"))
+        self.algorithm = W.Dropdown(options=[(a.title, a.name) for a in ALGORITHMS.values()], value=base.algorithm,
+                                    description="algorithm", style=_STY, layout=W.Layout(width=_WIDE))
+        self.backend = W.Dropdown(options=list(BACKENDS), value=base.backend.backend, description="backend", style=_STY, layout=W.Layout(width=_WIDE))
         self.preset = W.HTML()
-        self.fields, self._kept = {}, {}
-        for key, (kind, label, _) in FORM_FIELDS.items():
-            v, lay = _get(self._base, key), W.Layout(width="420px")   # one Layout per control: fields are hidden one by one
-            if kind == "text":
-                shown = "" if v is None else v if isinstance(v, str) else describe_source(v)
-                if not isinstance(v, (str, type(None))): self._kept[key] = (shown, v)
-                w = W.Text(value=shown, description=label, style=sty, layout=lay)
-            elif kind == "int": w = W.IntText(value=0 if v is None else int(v), description=label, style=sty, layout=lay)
-            elif kind == "float": w = W.FloatText(value=0.0 if v is None else float(v), description=label, style=sty, layout=lay)
-            else: w = W.Checkbox(value=bool(v), description=label, style=sty, indent=True)
-            self.fields[key] = w
+        self.fields, self._kinds, self._kept, self.groups, self._group_keys = {}, {}, {}, {}, {}
+        for key, (kind, label) in FORM_FIELDS.items(): self._add_control(key, kind, label)
+        for g in dict.fromkeys(a.settings for a in ALGORITHMS.values()):   # each settings group once (the GRPO family shares one)
+            fs = settings_fields(g)
+            for key, (kind, label) in fs.items(): self._add_control(key, kind, label)
+            self._group_keys[g] = list(fs)
+            self.groups[g] = W.VBox([W.HTML(f"<b>{g}</b> settings")] + [self.fields[k] for k in fs])
         names = list(rewards) if rewards is not None else reward_names()
         given = [r["name"] for r in self._base.get("rewards", [])]
         self._reward_params = {r["name"]: r.get("params", {}) for r in self._base.get("rewards", [])}
         self.reward_select = W.SelectMultiple(options=names + [n for n in given if n not in names], value=tuple(given),
-                                              description="rewards", rows=6, style=sty, layout=W.Layout(width="420px"))
-        self.weights = {r["name"]: W.FloatText(value=float(r.get("weight", 1.0)), description=f"weight {r['name']}", style=sty, layout=W.Layout(width="420px"))
+                                              description="rewards", rows=6, style=_STY, layout=W.Layout(width=_WIDE))
+        self.weights = {r["name"]: W.FloatText(value=float(r.get("weight", 1.0)), description=f"weight {r['name']}", style=_STY, layout=W.Layout(width=_WIDE))
                         for r in self._base.get("rewards", [])}
         self.weight_box, self._observed = W.VBox(), set()
         self.error_box, self.yaml_view = W.HTML(), W.HTML()
         self.rewards_box = W.VBox([self.reward_select, self.weight_box])
-        left = W.VBox([self.algorithm, self.preset, self.backend] + list(self.fields.values()) + [self.rewards_box])
+        left = W.VBox([self.algorithm, self.preset, self.backend] + [self.fields[k] for k in FORM_FIELDS] + list(self.groups.values()) + [self.rewards_box])
         self.widget = W.VBox([W.HBox([left, W.VBox([W.HTML("<b>config.yaml</b>"), self.yaml_view], layout=W.Layout(margin="0 0 0 16px"))]),
                               self.error_box])
         self.widget.add_class("aligntune-config-panel")
         for w in [self.algorithm, self.backend, self.reward_select, *self.fields.values()]: w.observe(self._changed, names="value")
         self._sync_rewards(); self._changed()
 
+    def _add_control(self, key, kind, label):
+        "One control for a dotted key, holding the starting config's value (one Layout each: groups are hidden as a whole)."
+        W = _W()
+        v, lay = _get(self._base, key), W.Layout(width=_WIDE)
+        if kind == "bool": w = W.Checkbox(value=bool(v), description=label, style=_STY, indent=True)
+        elif kind == "int": w = W.IntText(value=0 if v is None else int(v), description=label, style=_STY, layout=lay)
+        elif kind == "float": w = W.FloatText(value=0.0 if v is None else float(v), description=label, style=_STY, layout=lay)
+        elif kind == "yaml": w = W.Text(value=_yaml_text(v), description=label, style=_STY, layout=lay)
+        else:
+            shown = "" if v is None else v if isinstance(v, str) else describe_source(v)
+            if not isinstance(v, (str, type(None))): self._kept[key] = (shown, v)   # an in-memory dataset or model
+            w = W.Text(value=shown, description=label, style=_STY, layout=lay)
+        self.fields[key], self._kinds[key] = w, kind
+
     # handlers
     def _sync_rewards(self):
         W = _W()
         for n in self.reward_select.value:
             if n not in self.weights:
-                self.weights[n] = W.FloatText(value=1.0, description=f"weight {n}", style={"description_width": "150px"}, layout=W.Layout(width="420px"))
+                self.weights[n] = W.FloatText(value=1.0, description=f"weight {n}", style=_STY, layout=W.Layout(width=_WIDE))
         for n, w in self.weights.items():
             if n not in self._observed: w.observe(self._changed, names="value"); self._observed.add(n)
         self.weight_box.children = [self.weights[n] for n in self.reward_select.value]
     def _changed(self, change=None):
         if change is not None and change.get("owner") is self.reward_select: self._sync_rewards()
-        algo = self.algorithm.value
-        for key, (_, _, algos) in FORM_FIELDS.items():
-            self.fields[key].layout.display = None if algos is None or algo in algos else "none"
-        self.rewards_box.layout.display = None if algo in _REWARD_ALGOS else "none"
-        self.preset.value = f"<span style='color:#555;font-size:12px'>{_esc(preset_text(algo))}</span>"
+        spec = get_algorithm(self.algorithm.value)
+        for g, box in self.groups.items(): box.layout.display = None if g == spec.settings else "none"
+        for key in self._group_keys[spec.settings]:   # an empty field takes the preset's value: show it
+            f = key.split(".", 1)[1]
+            if self._kinds[key] == "yaml": self.fields[key].placeholder = f"preset: {_yaml_text(spec.preset[f])}" if spec.preset.get(f) is not None else "not set"
+        self.rewards_box.layout.display = None if spec.needs_reward else "none"
+        self.preset.value = f"<span style='color:#555;font-size:12px'>{_esc(preset_text(spec.name))}</span>"
         try:
             with warnings.catch_warnings(record=True) as ws:
                 warnings.simplefilter("always", ConfigWarning)
@@ -220,19 +193,32 @@ class ConfigPanel:
             self.yaml_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto;margin:0'>{_esc(self._config.to_yaml())}</pre>"
 
     # accessors
+    def _value(self, key):
+        "A control's value as the config takes it."
+        import yaml
+        v = self.fields[key].value
+        if self._kinds[key] == "yaml":
+            try: v = _yaml_load(v) if v.strip() else None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{key}={v!r} cannot be read: {' '.join(str(e).split())}. Write it as in config.yaml "
+                                  "(0.2, true, [a, b]) or leave it empty for the preset's value.") from None
+        if key == "training.max_steps" and not v: v = None
+        if key in self._kept and v == self._kept[key][0]: v = self._kept[key][1]   # an in-memory dataset or model, unchanged
+        return v
     def values(self) -> dict:
         "The nested config dict the form describes (the starting config's other settings kept)."
         d = {k: dict(v) if isinstance(v, dict) else v for k, v in self._base.items()}
         d["algorithm"] = self.algorithm.value
         d.setdefault("backend", {})["backend"] = self.backend.value
-        for key, w in self.fields.items():
+        for key in self.fields:
             g, f = key.split(".", 1)
-            v = w.value
-            if key == "training.max_steps" and not v: v = None
-            if key in self._kept and v == self._kept[key][0]: v = self._kept[key][1]   # an in-memory dataset or model, unchanged
-            d.setdefault(g, {})[f] = v
+            d.setdefault(g, {})[f] = self._value(key)
         d["rewards"] = [{"name": n, "weight": float(self.weights[n].value), "params": self._reward_params.get(n, {})} for n in self.reward_select.value]
         return d
+    @property
+    def shown(self) -> list:
+        "The dotted keys of the fields on show: the shared ones, then those of the algorithm's settings group."
+        return list(FORM_FIELDS) + [k for g, box in self.groups.items() if box.layout.display != "none" for k in self._group_keys[g]]
     @property
     def error(self) -> str | None:
         "The current ConfigError message, or None when the form is valid."
@@ -247,20 +233,19 @@ class ConfigPanel:
     @property
     def yaml(self) -> str: return self.config.to_yaml()
     def set(self, **values):
-        "Set form values by dotted key (`training.learning_rate`), or `algorithm`, `backend`, `rewards` ({name: weight})."
+        "Set form values by dotted key (`training.learning_rate`, `kto.beta`), or `algorithm`, `backend`, `rewards` ({name: weight})."
         for k, v in values.items():
             if k == "algorithm": self.algorithm.value = v
             elif k == "backend": self.backend.value = v
             elif k == "rewards":
                 self.reward_select.value = tuple(v)
                 for n, wt in dict(v).items(): self.weights[n].value = wt
-            elif k in self.fields: self.fields[k].value = v
+            elif k in self.fields: self.fields[k].value = _yaml_text(v) if self._kinds[k] == "yaml" else v
             else: raise ConfigError(f"ConfigPanel has no field {k!r}. Fields: algorithm, backend, rewards, {', '.join(self.fields)}.")
-        return self
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
-    def __repr__(self): return f"ConfigPanel(algorithm={self.algorithm.value!r}, valid={self._error is None})"
+    def __repr__(self): return f"ConfigPanel(algorithm={self.algorithm.value!r}, error={self._error!r})"
 
 # %% ../nbs/08_widgets.ipynb #ae499bbe
 def sample_frame(samples, metrics=None, max_completion_length=None, tokenizer=None):
@@ -293,11 +278,13 @@ def _truncation(df, metrics, max_len, tokenizer):
                for v, c in zip(out, df["completion"])]
     return out
 
-def _max_completion_length(cfg: dict):
-    algo = cfg.get("algorithm")
-    if algo in GRPO_FAMILY: return (cfg.get("grpo") or {}).get("max_completion_length")
-    if algo == "ppo": return (cfg.get("ppo") or {}).get("response_length")
-    return None
+def _completion_length(run) -> int | None:
+    "The longest completion the run's algorithm generates (`config.completion_length`), None when its config does not say."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConfigWarning)
+            return completion_length(run.config_object)
+    except ConfigError: return None
 
 # %% ../nbs/08_widgets.ipynb #8c337890
 class SampleInspector:
@@ -343,7 +330,7 @@ class SampleInspector:
         if run is None: self._df = sample_frame([])
         else:
             raw, m = run.samples, run.metrics
-            max_len = _max_completion_length(run.config)
+            max_len = _completion_length(run)
             self._df = sample_frame(raw, m, max_len)
             if self._df["truncated"].isna().any() and len(self._df):
                 tok = self._tokenizer(run, max_len)
@@ -395,52 +382,19 @@ class SampleInspector:
         r = self.run
         return f"SampleInspector({r.name if r else None!r}, steps={len(self.steps)}, rows={len(self._df)})"
 
-# %% ../nbs/08_widgets.ipynb #29c53f44
-def _demo_run(path, algorithm="grpo", lr=1e-4, steps=6, seed=0):
-    "A small synthetic run record (config, metrics, samples, eval) for examples and tests."
-    import random
-    from aligntune.runs import RunWriter
-    rnd = random.Random(seed)
-    w = RunWriter(path)
-    w.write_config(make_config(algorithm=algorithm, model_name="tiny", dataset_name="toy.jsonl", learning_rate=lr, batch_size=4,
-                               num_generations=2, max_completion_length=8, output_dir=str(path)))
-    for s in range(1, steps + 1):
-        r = min(1.0, 0.1 * s + rnd.random() * 0.1)
-        w.log({"loss": 0.0, "reward": r, "rewards/fmt/mean": r, "rewards/len/mean": 0.5, "reward_std": 0.2, "kl": 0.01 * s,
-               "completions/mean_length": 8 - s / 2, "completions/clipped_ratio": 1.0 if s == 1 else 0.5, "learning_rate": lr, "grad_norm": 1.0}, s)
-        w.log_samples(s, [dict(prompt="2+2=", completion="4" * (s % 3 + 1), group=0, rewards={"fmt": 1.0, "len": 0.5}, reward=1.5, advantage=0.0),
-                          dict(prompt="2+2=", completion="four", group=0, rewards={"fmt": 1.0, "len": 0.5}, reward=1.5, advantage=0.0),
-                          dict(prompt="3+3=", completion="6", group=1, rewards={"fmt": 1.0, "len": 0.0}, reward=1.0, advantage=1.0),
-                          dict(prompt="3+3=", completion="", group=1, rewards={"fmt": 0.0, "len": 0.0}, reward=0.0, advantage=-1.0)])
-    w.update_status(status="finished", global_step=steps); w.close()
-    return Run(path)
-
 # %% ../nbs/08_widgets.ipynb #34d12906
-def _is_trainer(x): return hasattr(x, "train") and hasattr(x, "callbacks") and hasattr(x, "request_stop")
+def _is_trainer(x) -> bool:
+    "Anything with a trainer's public face: `train`, `add_callback` and `request_stop`."
+    return all(hasattr(x, a) for a in ("train", "add_callback", "request_stop"))
 
-def _free_dir(path) -> Path:
-    "`path`, or `path-2`, `path-3`, ... when it already holds a run (a run folder's metrics are appended, never mixed)."
-    p = Path(path)
-    if not (p / "metrics.jsonl").exists() and not (p / "run.json").exists(): return p
-    i = 2
-    while (p.with_name(f"{p.name}-{i}") / "metrics.jsonl").exists() or (p.with_name(f"{p.name}-{i}") / "run.json").exists(): i += 1
-    return p.with_name(f"{p.name}-{i}")
-
-class _PanelCallback:
-    "The plain callback a TrainPanel adds to its trainer."
+class _PanelListener(Callback):
+    "What a TrainPanel hears from its trainer: the training events, nothing of the engine."
     def __init__(self, panel): self.panel = panel
     def on_train_begin(self, trainer): self.panel._begin(trainer)
-    def on_log(self, metrics, step): self.panel._log(metrics, step)
-    def on_samples(self, step, rows): self.panel._new_samples = True
-    def on_train_end(self, trainer): pass
-
-def _total_steps(trainer):
-    for get in (lambda t: t.trl_trainer.state.max_steps, lambda t: t.total_steps, lambda t: t.config.training.max_steps):
-        try:
-            v = get(trainer)
-            if isinstance(v, int) and v > 0: return v
-        except Exception: pass
-    return None
+    def on_step(self, trainer, step): self.panel.step = int(step)
+    def on_log(self, trainer, step, metrics): self.panel._log(trainer, step)
+    def on_samples(self, trainer, step, rows): self.panel._new_samples = True
+    def on_train_end(self, trainer, status, result): self.panel._end(trainer, status, result)
 
 # %% ../nbs/08_widgets.ipynb #6749ce84
 class TrainPanel:
@@ -449,6 +403,7 @@ class TrainPanel:
         W = _W()
         self.source, self.trainer_kw = source, trainer_kw
         self.trainer = source if _is_trainer(source) else None
+        self.listener = _PanelListener(self)
         self.update_every, self.overhead, self.max_panels = update_every, overhead, max_panels
         self.result = self.error = None
         self.renders, self.step, self.total, self.draw_seconds = 0, 0, None, 0.0
@@ -470,22 +425,22 @@ class TrainPanel:
         self.widget.add_class("aligntune-train-panel")
         self.train_button.on_click(self._on_train_click)
         self.stop_button.on_click(self._on_stop_click)
-        if self.trainer is not None: self._show_config(self.trainer.config)
+        if self.trainer is not None:   # listen from now on: the panel also follows a `trainer.train()` run elsewhere
+            self.trainer.add_callback(self.listener)
+            self._show_config(self.trainer.config)
 
     # what to train
     @property
-    def run_dir(self): return Path(self.trainer.output_dir) if self.trainer is not None else None
+    def run_dir(self): return Path(self.trainer.config.training.output_dir) if self.trainer is not None else None
     @property
     def run(self): return _as_run(self.run_dir) if self.trainer is not None else None
     def _make_trainer(self):
-        "A trainer from the source config (a ConfigPanel is read when training starts)."
-        from aligntune.backends.core import create_sft_trainer, create_rl_trainer
+        "A fresh trainer for each run: the source function's, or the backend factory's for the config (a ConfigPanel is read now)."
         src = self.source
+        if callable(src): return src()
+        from aligntune.backends.core import BackendFactory
         cfg = src.config if isinstance(src, ConfigPanel) else make_config(src)
-        out = _free_dir(cfg.training.output_dir)
-        if out != Path(cfg.training.output_dir): cfg = make_config(cfg, output_dir=str(out))
-        make = create_sft_trainer if cfg.algorithm == "sft" else create_rl_trainer
-        return make(config=cfg, **self.trainer_kw)
+        return BackendFactory.create_trainer(cfg, **self.trainer_kw)
 
     # handlers
     def _on_train_click(self, b=None): self.start()
@@ -516,39 +471,53 @@ class TrainPanel:
         self.error_box.value = ""
         self.train_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "preparing (loading model and data)…"
+        t, was_quiet = None, False
         try:
-            if self.trainer is None or (self.source is not None and not _is_trainer(self.source)):
-                self.trainer = self._make_trainer()
-            if not any(isinstance(c, _PanelCallback) and c.panel is self for c in self.trainer.callbacks):
-                self.trainer.callbacks.append(_PanelCallback(self))
-            self.trainer.quiet = True
-            self._show_config(self.trainer.config)
-            self.inspector.bind(self.run_dir)
-            self.result = self.trainer.train()
+            if not _is_trainer(self.source): self.trainer = self._make_trainer()
+            was_quiet = self.trainer.quiet
+            t = self.trainer; t.quiet = True     # the panel shows the progress, so the console stays silent
+            t.add_callback(self.listener)        # a listener is added once, however often this runs
+            self._show_config(t.config)
+            self.result = t.train()
         except BaseException as e:
             self.error = e
             self.error_box.value = _error_html(e)
             self.status.value = f"<b style='color:#b00020'>failed</b> at step {self.step}"
             if reraise: raise
         finally:
-            self._finish()
+            if t is not None: t.quiet = was_quiet
+            self.train_button.disabled, self.stop_button.disabled = False, True
+            if self.trainer is not None and not _is_trainer(self.source): self.train_button.description = "Train again"
         return self.result
 
-    # progress and drawing (called from the training thread)
+    # events (from the training thread)
     def _begin(self, trainer):
-        self._t_begin = time.perf_counter(); self._last_draw = None
-        self.step, self.total, self.renders, self.draw_seconds = 0, _total_steps(trainer), 0, 0.0
+        self._t_begin, self._last_draw = time.perf_counter(), None
+        self.step, self.total, self.renders, self.draw_seconds = trainer.global_step or 0, trainer.total_steps, 0, 0.0
         self.progress.max, self.progress.value = self.total or 1, 0
         self.status.value = f"step 0/{self.total or '?'}"
-    def _log(self, metrics, step):
-        if self._t_begin is None: self._begin(self.trainer)   # an engine that sends no on_train_begin
+        self.plot.layout.display, self.plot_note.value = "none", "<i>the curves appear at the first logged step</i>"
+        self.inspector.bind(self.run_dir)   # the folder's earlier record, if any, has just moved to previous/
+    def _log(self, trainer, step):
+        if self._t_begin is None: self._begin(trainer)   # an engine that sends no train_begin
         self.step = int(step)
+        if not self.total: self.total = trainer.total_steps; self.progress.max = self.total or 1
         if self.total: self.progress.value = min(self.step, self.total)
-        el = time.perf_counter() - (self._t_begin or time.perf_counter())
+        el = time.perf_counter() - self._t_begin
         rate = el / self.step if self.step else 0.0
         eta = f" · ETA {_dur(rate * (self.total - self.step))}" if self.total and self.step else ""
         self.status.value = f"step {self.step}/{self.total or '?'} · {rate:.2f} s/step · {_dur(el)}{eta}"
         if self.due(): self.refresh()
+    def _end(self, trainer, status, result):
+        r = result or {}
+        self.step = r.get("global_step", trainer.global_step)
+        if status == "failed": self.status.value = f"<b style='color:#b00020'>failed</b> at step {self.step}"; return
+        self._new_samples = True
+        self.refresh()
+        if self.total: self.progress.value = min(self.step, self.total)
+        rt = r.get("runtime")
+        self.status.value = (f"<b>{status}</b> · step {self.step}/{self.total or '?'}" + (f" · {_dur(rt)}" if rt is not None else "")
+                             + f" · {self.renders} plot updates · {_esc(self.run_dir)}")
     def due(self) -> bool:
         "Draw now? The first logged step draws at once; later, at most every `update_every` s and while all drawing so far plus one more stays within `overhead` of the training time."
         now = time.perf_counter()
@@ -562,26 +531,12 @@ class TrainPanel:
             t0 = time.perf_counter()
             run = self.run
             if run is None: return self
-            from matplotlib.figure import Figure
-            self._fig = self._fig or Figure(figsize=(12, 4.4))
-            fig = plot_training(run.metrics, run.algorithm, self.max_panels, fig=self._fig)
-            show_figure(self.plot, fig); self.plot_note.value = ""
+            self._fig = plot_training(run.metrics, run.algorithm, self.max_panels, fig=self._fig)
+            show_figure(self.plot, self._fig); self.plot_note.value = ""
             if self._new_samples: self._new_samples = False; self.inspector.refresh()
             self.renders += 1; self.draw_seconds += time.perf_counter() - t0
             self._last_draw = time.perf_counter()
         return self
-    def _finish(self):
-        st = (self.result or {}).get("status")
-        if self.error is None:
-            self._new_samples = True
-            self.refresh()
-            if self.total: self.progress.value = min(self.step, self.total)
-            rt = (self.result or {}).get("runtime")
-            self.status.value = (f"<b>{st}</b> · step {(self.result or {}).get('global_step', self.step)}/{self.total or '?'}"
-                                 + (f" · {_dur(rt)}" if rt is not None else "") + f" · {self.renders} plot updates · {_esc(self.run_dir)}")
-        self.train_button.disabled, self.stop_button.disabled = False, True
-        if self.trainer is not None and self.source is not None and not _is_trainer(self.source):
-            self.train_button.description = "Train again"
     def _show_config(self, cfg):
         self.config_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto'>{_esc(cfg.to_yaml())}</pre>"
     def _ipython_display_(self):
@@ -602,16 +557,6 @@ def _flatten(d, prefix=""):
         else: out[key] = json.dumps(v, default=str) if isinstance(v, (list, dict)) else v
     return out
 
-def _runs(runs) -> list:
-    if isinstance(runs, (str, Path)) and Path(runs).is_dir() and _as_run(runs) is None: return list_runs(runs)
-    if isinstance(runs, (str, Path, Run)): runs = [runs]
-    out = [_as_run(r) for r in runs]
-    return [r for r in out if r is not None]
-
-def _labels(runs) -> list:
-    names = [r.name for r in runs]
-    return [f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
-
 def config_diff(runs, ignore=("training.output_dir",)):
     "A DataFrame of the config keys whose values differ between runs (rows: keys, columns: runs)."
     import pandas as pd
@@ -621,32 +566,6 @@ def config_diff(runs, ignore=("training.output_dir",)):
     diff = [k for k in keys if k not in ignore and len({json.dumps(f.get(k, "<missing>"), default=str) for f in flat}) > 1]
     df = pd.DataFrame({lab: [f.get(k, "<missing>") for k in diff] for lab, f in zip(_labels(runs), flat)}, index=pd.Index(diff, name="key"))
     return df
-
-def plot_runs(runs, keys=None, ncols: int = 3, fig=None, max_panels: int = 6, title=None):
-    "The runs' curves overlaid, one panel per metric; a matplotlib Figure."
-    from matplotlib.figure import Figure
-    runs = _runs(runs)
-    frames = [r.metrics for r in runs]
-    if keys is None:
-        keys = []
-        for r, m in zip(runs, frames):
-            for k in (training_keys(m.columns, r.algorithm, max_panels) if len(m) else []):
-                if k not in keys: keys.append(k)
-        keys = keys[:max_panels]
-    n = max(len(keys), 1); ncols = min(ncols, n); nrows = math.ceil(n / ncols)
-    fig = fig or Figure(figsize=(4 * ncols, 2.6 * nrows))
-    fig.clear()
-    for i, k in enumerate(keys):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        for lab, m in zip(_labels(runs), frames):
-            if k in m and len(m[["step", k]].dropna()):
-                s = m[["step", k]].dropna(); ax.plot(s["step"], s[k].astype(float), lw=1.2, label=lab)
-        ax.set_title(k, fontsize=9); ax.tick_params(labelsize=7); ax.grid(alpha=0.3)
-        if i == 0 and runs: ax.legend(fontsize=7)
-    if not keys: fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no metrics to compare", ha="center", va="center")
-    if title: fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.88 if title else 0.92, bottom=0.1, wspace=0.3, hspace=0.55)
-    return fig
 
 # %% ../nbs/08_widgets.ipynb #f739fda4
 class RunCompare:
@@ -699,56 +618,7 @@ class RunCompare:
         display(self.widget)
     def __repr__(self): return f"RunCompare({_labels(self.runs)})"
 
-def plot_runs_keys(runs, max_panels: int = 6) -> list:
-    "The metrics `plot_runs` shows by default."
-    keys = []
-    for r in runs:
-        m = r.metrics
-        for k in (training_keys(m.columns, r.algorithm, max_panels) if len(m) else []):
-            if k not in keys: keys.append(k)
-    return keys[:max_panels]
-
 # %% ../nbs/08_widgets.ipynb #a6e801bf
-def eval_frames(ev: dict) -> tuple:
-    "(before/after DataFrame, long DataFrame of every other numeric result: section, task, metric, value)."
-    import pandas as pd
-    ba = pd.DataFrame(ev.get("before_after") or [], columns=["task", "metric", "base", "trained", "delta"])
-    rows = []
-    for sec, v in ev.items():
-        if sec == "before_after" or not isinstance(v, dict): continue
-        for task, m in v.items():
-            if isinstance(m, dict):
-                rows += [dict(section=sec, task=task, metric=k, value=float(x)) for k, x in m.items() if isinstance(x, (int, float)) and not isinstance(x, bool)]
-            elif isinstance(m, (int, float)) and not isinstance(m, bool):
-                rows.append(dict(section=sec, task="", metric=task, value=float(m)))
-    return ba, pd.DataFrame(rows, columns=["section", "task", "metric", "value"])
-
-def plot_eval(ev: dict, title=None):
-    "Before/after bars when eval.json has a comparison, else bars of the results; a matplotlib Figure."
-    from matplotlib.figure import Figure
-    ba, res = eval_frames(ev)
-    if len(ba):
-        try:
-            from aligntune.compare import plot_before_after
-            return plot_before_after(ba, title=title or "before / after")
-        except ImportError: pass
-        res = _ba_long(ba)
-    n = max(len(res), 1)
-    fig = Figure(figsize=(7, 0.35 * n + 1.2), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
-    if len(res):
-        labels = [f"{r.section}:{r.task}/{r.metric}".replace(":/", ":") for r in res.itertuples()]
-        ax.barh(range(len(res)), res["value"], color="#1f77b4"); ax.set_yticks(range(len(res)), labels, fontsize=7); ax.invert_yaxis()
-        for i, v in enumerate(res["value"]): ax.annotate(f"{v:.3g}", (v, i), fontsize=7, va="center")
-    else: ax.text(0.5, 0.5, "no evaluation results", ha="center", va="center")
-    if title: fig.suptitle(title, fontsize=10)
-    return fig
-
-def _ba_long(ba):
-    import pandas as pd
-    return pd.DataFrame([dict(section=s, task=r.task, metric=r.metric, value=getattr(r, s)) for r in ba.itertuples() for s in ("base", "trained")],
-                        columns=["section", "task", "metric", "value"])
-
 class EvalView:
     "Tables and bars of a run's eval.json (before/after comparison and task results)."
     def __init__(self, run):
@@ -785,27 +655,6 @@ class EvalView:
     def __repr__(self): return f"EvalView(comparisons={len(self.comparison)}, results={len(self.results)})"
 
 # %% ../nbs/08_widgets.ipynb #6bf23ea2
-def plot_reward_scores(scores, fig=None):
-    "Histograms of each reward's scores and their correlation matrix (a matplotlib Figure, no pyplot state)."
-    from matplotlib.figure import Figure
-    df, corr = scores.scores, scores.corr
-    n = max(len(df.columns), 1)
-    fig = fig or Figure(figsize=(2.6 * n + 3.2, 2.6), layout="constrained")
-    fig.clear()
-    for i, c in enumerate(df.columns):
-        ax = fig.add_subplot(1, n + 1, i + 1)
-        ax.hist(df[c].dropna(), bins=10, color="#4c78a8"); ax.set_title(c, fontsize=9); ax.tick_params(labelsize=7)
-    ax = fig.add_subplot(1, n + 1, n + 1)
-    m = corr.fillna(0).values
-    ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
-    ax.set_xticks(range(len(corr)), corr.columns, rotation=45, ha="right", fontsize=7); ax.set_yticks(range(len(corr)), corr.index, fontsize=7)
-    for i in range(len(corr)):
-        for j in range(len(corr)):
-            v = corr.values[i, j]
-            ax.text(j, i, "–" if v != v else f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v == v and abs(v) > 0.6 else "black")
-    ax.set_title("correlation (– : a constant reward)", fontsize=9)
-    return fig
-
 def _workbench_rows(source):
     "Rows {prompt, completion, ...} from a list of dicts, a DataFrame, or a run folder's samples."
     import pandas as pd
@@ -857,13 +706,13 @@ class RewardWorkbench:
             if not self.selected: raise ValueError("Choose at least one reward to score with.")
             cols = {k: [r.get(k) for r in self.rows] for k in self.rows[0] if k not in ("prompt", "completion")}
             w = [self.weights[n].value for n in self.selected]
-            self.scores = score_rewards(self.selected, [r.get("prompt", "") for r in self.rows], [r["completion"] for r in self.rows], **cols)
+            self.scores = score_rewards(self.selected, [r.get("prompt", "") for r in self.rows], [r["completion"] for r in self.rows], weights=w, **cols)
         except Exception as e:
             self.error, self.scores = e, None
             self.error_box.value = _error_html(e, tb=False)
             return self
         df = self.scores.scores
-        total = sum(df[c].fillna(0) * wi for c, wi in zip(df.columns, w))
+        total = self.scores.total  # rewards.weighted_total: the total training optimises
         ranked = pd.DataFrame({"prompt": [r.get("prompt", "") for r in self.rows], "completion": [r["completion"] for r in self.rows],
                                **{c: df[c] for c in df.columns}, "total": total}).sort_values("total", ascending=False)
         self.ranked = ranked

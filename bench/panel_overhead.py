@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 class StepClock:
     "Records the wall-clock time of each logged step."
     def __init__(self): self.times = []
-    def on_log(self, metrics, step): self.times.append((step, time.perf_counter()))
+    def on_log(self, trainer, step, metrics): self.times.append((step, time.perf_counter()))
     def step_time(self):
         (s0, t0), (s1, t1) = self.times[0], self.times[-1]
         return (t1 - t0) / max(s1 - s0, 1)
@@ -45,13 +45,11 @@ def one_run(algorithm, steps, with_panel, root, i, model_path):
     out = str(Path(root) / f"{'panel' if with_panel else 'plain'}-{i}")
     trainer = make_trainer(algorithm, steps, out, model_path)
     clock = StepClock()
-    trainer.callbacks.append(clock)   # first, so the panel's work on a step lands inside the measured interval
-    panel = TrainPanel(trainer) if with_panel else None
+    trainer.add_callback(clock)   # first, so the panel's work on a step lands inside the measured interval
+    panel = TrainPanel(trainer) if with_panel else None   # adds its listener (panel.listener) after the clock
     drawn = []
-    if panel:   # the panel's callback, then a note of its drawing time at each step (the final redraw after training is not counted)
-        from aligntune.widgets import _PanelCallback
-        trainer.callbacks.append(_PanelCallback(panel))
-        trainer.callbacks.append(type("DrawNote", (), {"on_log": lambda self, m, s: drawn.append((panel.renders, panel.draw_seconds))})())
+    if panel:   # then a note of the panel's drawing time at each step (the final redraw after training is not counted)
+        trainer.add_callback(type("DrawNote", (), {"on_log": lambda self, t, step, metrics: drawn.append((panel.renders, panel.draw_seconds))})())
     res = panel.train() if panel else trainer.train()
     assert res["global_step"] == steps, res
     return clock.step_time(), drawn[-1] if drawn else (0, 0.0)

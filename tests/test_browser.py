@@ -90,7 +90,7 @@ def test_panels_in_jupyterlab(lab):
             assert "VBox(children" not in text and "Loading widget" not in text, text[:2000]
             cfgp = page.locator(".aligntune-config-panel")
             assert cfgp.count() == 1 and page.locator(".aligntune-sample-inspector").count() == 2   # the inspector cell + the panel's tab
-            assert cfgp.locator(".widget-dropdown select").first.input_value() == "grpo"
+            assert cfgp.locator(".widget-dropdown select").first.input_value() == "GRPO"   # the algorithm's title from the table
             page.screenshot(path=str(ART / "01_after_run_all.png"), full_page=False)
 
             # change a value in the config panel: max steps 4 -> 6; the YAML follows

@@ -1,0 +1,68 @@
+"""The TrainPanel on the real trainer base, with a scripted engine instead of TRL: the panel hears the base's events,
+silences its console through `quiet`, stops it through `request_stop`, and a second run archives the first."""
+from pathlib import Path
+import pytest
+from aligntune.backends.core import TrainerBase
+from aligntune.callbacks import Callback
+from aligntune.config import make_config
+from aligntune.runs import Run
+from aligntune.widgets import TrainPanel
+
+
+class ScriptedTrainer(TrainerBase):
+    "An engine that logs made-up metrics through the trainer base's events and honours stop requests; no model."
+    backend = "scripted"
+    def setup(self): self._step = 0
+    def _global_step(self): return getattr(self, "_step", 0)
+    def _train(self):
+        for s in range(1, self.config.training.max_steps + 1):
+            self._step = s
+            self.events.emit("step", step=s)
+            self.events.emit("log", step=s, metrics={"loss": 1 / s, "mean_token_accuracy": s / 10})
+            if self.should_stop(): break
+        return {"global_step": self._step, "metrics": {"loss": 1 / self._step}}
+    def save_model(self, path=None):
+        p = Path(path or self.output_dir / "model"); p.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _trainer(out, steps=4):
+    return ScriptedTrainer(make_config(algorithm="sft", model_name="none", dataset_name="none.jsonl", max_steps=steps, output_dir=str(out)))
+
+
+@pytest.fixture(autouse=True)
+def console(monkeypatch):
+    monkeypatch.delenv("ALIGNTUNE_QUIET", raising=False)   # let the console progress speak unless the trainer is quiet
+
+
+def test_panel_follows_the_trainer_base_and_keeps_the_console_quiet(tmp_path, capsys):
+    t = _trainer(tmp_path / "run")
+    panel = TrainPanel(t)
+    res = panel.train()
+    assert (res["status"], panel.step, panel.total, panel.progress.value) == ("finished", 4, 4, 4)
+    assert panel.status.value.startswith("<b>finished</b> · step 4/4") and panel.renders >= 2
+    assert Run(tmp_path / "run").metrics["step"].tolist() == [1, 2, 3, 4]
+    assert "step 4/4" not in capsys.readouterr().out and t.quiet is False   # silent while the panel trained, restored after
+    t.train()                                                                # trained directly: the console speaks
+    assert "step 4/4" in capsys.readouterr().out
+
+
+def test_stop_button_stops_the_trainer_base(tmp_path):
+    t = _trainer(tmp_path / "run", steps=50)
+    panel = TrainPanel(t)
+    class PressStop(Callback):
+        def on_log(self, trainer, step, metrics):
+            if step == 2: panel.stop_button.click()
+    t.add_callback(PressStop())
+    res = panel.train()
+    assert (res["status"], res["global_step"]) == ("stopped", 2)
+    assert Run(tmp_path / "run").status["status"] == "stopped" and panel.status.value.startswith("<b>stopped</b> · step 2/50")
+
+
+def test_training_again_archives_the_earlier_record(tmp_path):
+    panel = TrainPanel(lambda: _trainer(tmp_path / "run", steps=3))
+    panel.train(); panel.train()
+    assert panel.train_button.description == "Train again"
+    assert Run(tmp_path / "run").metrics["step"].tolist() == [1, 2, 3]
+    assert Run(tmp_path / "run" / "previous" / "1").status["status"] == "finished"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]   # no run-2 beside it
