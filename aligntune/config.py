@@ -463,15 +463,18 @@ _GROUPS = {"model": ModelConfig, "dataset": DatasetConfig, "training": TrainingC
 class UnifiedConfig:
     "Everything one training run needs, for any algorithm."
     algorithm: str = "grpo"  # a name from the algorithm table: sft, dpo, kto, orpo, simpo, ppo, rloo, grpo, gspo, dapo or dr_grpo
+    # the groups: each field is the group's dataclass, built with its defaults (a dict of its fields is accepted too)
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     peft: PeftParams = field(default_factory=PeftParams)
+    # one settings group per algorithm (the table's `settings`); every group is kept, so switching algorithm loses nothing
     sft: SFTParams = field(default_factory=SFTParams)
     dpo: DPOParams = field(default_factory=DPOParams)
     kto: KTOParams = field(default_factory=KTOParams)
     orpo: ORPOParams = field(default_factory=ORPOParams)
     simpo: SimPOParams = field(default_factory=SimPOParams)
+    # the online algorithms' groups
     grpo: GRPOParams = field(default_factory=GRPOParams)
     rloo: RLOOParams = field(default_factory=RLOOParams)
     ppo: PPOParams = field(default_factory=PPOParams)
