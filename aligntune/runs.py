@@ -13,7 +13,7 @@ from .config import UnifiedConfig, load_yaml, _to_dict
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_dir', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs']
 
-# %% ../nbs/03_runs.ipynb #9754404b
+# %% ../nbs/03_runs.ipynb #b53e7af6
 def _jsonable(v):
     "Plain JSON values: numbers (NaN/inf as None), strings, lists, dicts."
     if isinstance(v, float): return v if math.isfinite(v) else None
@@ -26,6 +26,7 @@ def _jsonable(v):
     if hasattr(v, "tolist"): return _jsonable(v.tolist())
     return str(v)
 
+# %% ../nbs/03_runs.ipynb #dc8c1f12
 def atomic_write(path, text: str):
     "Write `text` to `path` through a temporary file and a rename, so an interrupt never leaves half a file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,7 @@ def atomic_dir(path, write):
         shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
+# %% ../nbs/03_runs.ipynb #64efc9aa
 _SECRET_KEYS = ("token", "secret", "password", "api_key", "apikey", "hf_token")
 
 def redact(d):
@@ -59,6 +61,7 @@ def redact(d):
     if isinstance(d, list): return [redact(x) for x in d]
     return d
 
+# %% ../nbs/03_runs.ipynb #1de7e2af
 _RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "run.json", "eval.json", "train_summary.json", "model")
 
 class RunWriter:
@@ -109,6 +112,7 @@ class RunWriter:
         for f in self._files.values(): f.close()
         self._files = {}
 
+# %% ../nbs/03_runs.ipynb #40bb2388
 def describe_source(v) -> str:
     "A short description of an in-memory dataset or model for config.yaml."
     n = getattr(v, "num_rows", None) or (len(v) if hasattr(v, "__len__") else None)
