@@ -19,12 +19,12 @@ from aligntune.metrics import (
     write_eval_json)
 from .rewards import FunctionReward, resolve_reward_functions, weighted_total, check_weights, completion_text
 from .lmeval import run_lm_eval, check_lm_eval_tasks
+from .models import generate
 
 # %% auto #0
-__all__ = ['DEFAULT_METRICS', 'METRICS', 'compute_rewards', 'reward_stats', 'sequence_logprobs', 'generate', 'nll_stats',
-           'multiple_choice', 'kl_to_reference', 'preference_accuracy', 'TaskCategory', 'check_metrics', 'EvalTask',
-           'to_rows', 'register_task', 'get_task', 'list_tasks', 'EvalResult', 'Evaluator', 'generation_eval',
-           'eval_main']
+__all__ = ['DEFAULT_METRICS', 'METRICS', 'compute_rewards', 'reward_stats', 'sequence_logprobs', 'nll_stats', 'multiple_choice',
+           'kl_to_reference', 'preference_accuracy', 'TaskCategory', 'check_metrics', 'EvalTask', 'to_rows',
+           'register_task', 'get_task', 'list_tasks', 'EvalResult', 'Evaluator', 'generation_eval', 'eval_main']
 
 # %% ../nbs/07_eval.ipynb #69ebcdda
 def _reward_fns(reward_fns, weights=None) -> tuple[list, list[float]]:
@@ -98,35 +98,6 @@ def sequence_logprobs(model, tok, prompts, completions, batch_size=8) -> list:
             for lp, c in _batch_logps(model, tok, chunk):
                 out.append((float(lp.gather(-1, c[:, None]).sum()) if len(c) else 0.0, len(c)))
     return out
-
-# %% ../nbs/07_eval.ipynb #4e1f5bc0
-def generate(model, tok, prompts, max_new_tokens=32, temperature=0.0, top_p=1.0, stop=None, batch_size=8, seed=0) -> dict:
-    "Complete `prompts`: {'completions', 'n_tokens', 'finished'} (greedy when temperature is 0; cut at the first `stop` string)."
-    import torch
-    dev = next(model.parameters()).device
-    side, was = tok.padding_side, model.training
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    eos = tok.eos_token_id
-    kw = dict(max_new_tokens=int(max_new_tokens), pad_token_id=pad, do_sample=temperature > 0, use_cache=True)
-    if temperature > 0: kw.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
-    else: kw.update(temperature=None, top_p=None, top_k=None)
-    if eos is not None: kw["eos_token_id"] = eos
-    comps, ntoks, fin = [], [], []
-    tok.padding_side = "left"; model.eval()
-    try:
-        if temperature > 0: torch.manual_seed(seed)
-        with torch.no_grad():
-            for s in range(0, len(prompts), batch_size):
-                enc = tok([str(p) for p in prompts[s:s + batch_size]], return_tensors="pt", padding=True).to(dev)
-                out = model.generate(**enc, **kw)[:, enc["input_ids"].shape[1]:]
-                for row in out.tolist():
-                    n = next((i for i, t in enumerate(row) if t == eos or t == pad), len(row))
-                    text = tok.decode(row[:n], skip_special_tokens=True)
-                    for st in stop or []:
-                        if st and st in text: text = text[:text.index(st)]
-                    comps.append(text); ntoks.append(n); fin.append(n < len(row))
-    finally: tok.padding_side = side; model.train(was)
-    return {"completions": comps, "n_tokens": ntoks, "finished": fin}
 
 # %% ../nbs/07_eval.ipynb #7897ebaa
 def nll_stats(model, tok, prompts, completions, batch_size=8) -> dict:

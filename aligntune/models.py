@@ -14,7 +14,7 @@ from .config import ConfigError, PeftParams, PRECISIONS, _bad
 __all__ = ['BUILTIN_MODEL', 'CHATML_TEMPLATE', 'CHAR_TOKENS', 'ModelError', 'hardware', 'pick_precision', 'torch_dtype',
            'resolve_builtin_model', 'check_model_source', 'fix_tokenizer', 'build_tiny_model', 'tiny_model_path',
            'char_model', 'load_tokenizer', 'load_model', 'lora_config', 'add_lora', 'is_unsloth_model',
-           'count_parameters', 'estimate_memory_gb']
+           'count_parameters', 'estimate_memory_gb', 'generate']
 
 # %% ../nbs/02_models.ipynb #3ed1fcb8
 class ModelError(ValueError):
@@ -291,3 +291,40 @@ def estimate_memory_gb(n_params: int, precision: str = "bf16", lora_fraction: fl
     bytes_w = 0.5 if four_bit else (4 if precision == "fp32" else 2)
     trainable = n_params * (lora_fraction if lora_fraction is not None else 1.0)
     return round((n_params * bytes_w + trainable * (4 + 8 + (4 if precision != "fp32" else 0))) / 1e9, 2)
+
+# %% ../nbs/02_models.ipynb #89715f62
+def _prompt_ids(tok, p) -> list:
+    "Token ids of one prompt: chat messages through the chat template (with the generation prompt), text as it is."
+    if isinstance(p, (list, tuple)):
+        return tok.apply_chat_template(list(p), tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+    return tok(str(p))["input_ids"]
+
+def generate(model, tokenizer, prompts, max_new_tokens: int = 32, temperature: float = 0.0, top_p: float = 1.0, stop=None,
+             batch_size: int = 8, seed: int = 0) -> dict:
+    "Complete `prompts` (text or chat): {'completions', 'n_tokens', 'finished'}; greedy at temperature 0, cut at the first `stop` string."
+    import torch
+    tok = tokenizer
+    dev = next(model.parameters()).device
+    side, was = tok.padding_side, model.training
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    eos = tok.eos_token_id
+    kw = dict(max_new_tokens=int(max_new_tokens), pad_token_id=pad, do_sample=temperature > 0, use_cache=True)
+    if temperature > 0: kw.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
+    else: kw.update(temperature=None, top_p=None, top_k=None)
+    if eos is not None: kw["eos_token_id"] = eos
+    comps, ntoks, fin = [], [], []
+    tok.padding_side = "left"; model.eval()
+    try:
+        if temperature > 0: torch.manual_seed(seed)
+        with torch.no_grad():
+            for s in range(0, len(prompts), batch_size):
+                enc = tok.pad([{"input_ids": _prompt_ids(tok, p)} for p in prompts[s:s + batch_size]], return_tensors="pt").to(dev)
+                out = model.generate(**enc, **kw)[:, enc["input_ids"].shape[1]:]
+                for row in out.tolist():
+                    n = next((i for i, t in enumerate(row) if t == eos or t == pad), len(row))
+                    text = tok.decode(row[:n], skip_special_tokens=True)
+                    for st in stop or []:
+                        if st and st in text: text = text[:text.index(st)]
+                    comps.append(text); ntoks.append(n); fin.append(n < len(row))
+    finally: tok.padding_side = side; model.train(was)
+    return {"completions": comps, "n_tokens": ntoks, "finished": fin}

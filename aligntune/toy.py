@@ -53,8 +53,8 @@ def is_terse(completion: str) -> bool:
 # %% ../nbs/10_toy.ipynb #0430c966
 def evaluate_addition(model, tokenizer, facts, max_new_tokens: int = 6) -> dict:
     "Greedy accuracy and the fraction of terse answers on `facts`."
-    from aligntune.backends.core import generate
-    outs = generate(model, tokenizer, [prompt_of(a, b) for a, b in facts], max_new_tokens=max_new_tokens)
+    from aligntune.models import generate
+    outs = generate(model, tokenizer, [prompt_of(a, b) for a, b in facts], max_new_tokens=max_new_tokens)["completions"]
     acc = sum(first_int(o) == a + b for o, (a, b) in zip(outs, facts)) / len(facts)
     terse = sum(is_terse(o) for o in outs) / len(facts)
     return dict(accuracy=round(acc, 3), terse=round(terse, 3), n=len(facts), examples=outs[:3])

@@ -10,10 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 torch = pytest.importorskip("torch")
-from aligntune.eval import (Evaluator, EvalTask, TaskCategory, eval_main, generate, get_task, register_task, sequence_logprobs,
+from aligntune.eval import (Evaluator, EvalTask, TaskCategory, eval_main, get_task, register_task, sequence_logprobs,
                             generation_eval, list_tasks)
 from aligntune.metrics import EvalError, distinct_n, extract_answer, win_rate, bleu, chrf, rouge, exact_match
 from aligntune.compare import compare_models, plot_before_after, save_comparison
+from aligntune.models import generate
 
 TASKS = Path(__file__).parent / "data" / "lmeval_tasks"
 LM_EVAL = __import__("importlib").util.find_spec("lm_eval") is not None

@@ -11,10 +11,11 @@ from pathlib import Path
 from ..config import (ConfigError, UnifiedConfig, BackendConfig, make_config, normalize_algorithm, get_algorithm,
                               ALGORITHMS, _did_you_mean)
 from ..runs import RunWriter, Run, atomic_dir
+from ..models import generate
 from ..callbacks import Dispatcher, RunRecorder, ConsoleProgress
 
 # %% auto #0
-__all__ = ['BACKEND_MODULES', 'BackendError', 'is_main_process', 'TrainerBase', 'SFTTrainerBase', 'RLTrainerBase', 'generate',
+__all__ = ['BACKEND_MODULES', 'BackendError', 'is_main_process', 'TrainerBase', 'SFTTrainerBase', 'RLTrainerBase',
            'BackendFactory', 'list_backends', 'create_sft_trainer', 'create_rl_trainer']
 
 # %% ../../nbs/05_backends.core.ipynb #dcbc4525
@@ -115,9 +116,12 @@ class TrainerBase:
             if self.tokenizer is not None: self.tokenizer.save_pretrained(tmp)
         return atomic_dir(path, write)
     def _unwrapped_model(self): return self.model
-    def generate(self, prompts, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0, **kw) -> list:
-        "Completions for `prompts` (strings or chat message lists) from the current model."
-        return generate(self._unwrapped_model(), self.tokenizer, prompts, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, **kw)
+    def generate(self, prompts, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0, **kw):
+        "Completions for `prompts` (a string or chat message list gives one completion, a list of them a list); greedy unless `do_sample`."
+        single = isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict))
+        out = generate(self._unwrapped_model(), self.tokenizer, [prompts] if single else list(prompts), max_new_tokens=max_new_tokens,
+                       temperature=temperature if do_sample else 0.0, **kw)["completions"]
+        return out[0] if single else out
     def evaluate(self, eval_dataset=None, metrics=None, **kw) -> dict:
         "Evaluate on `eval_dataset` (default: the run's evaluation split); results are saved in eval.json."
         raise NotImplementedError
@@ -134,33 +138,6 @@ class SFTTrainerBase(TrainerBase):
 
 class RLTrainerBase(TrainerBase):
     "Preference and reinforcement-learning trainers (the table's 'preference' and 'online_rl' kinds)."
-
-# %% ../../nbs/05_backends.core.ipynb #d53b3a20
-def _render_prompt(tok, p):
-    if isinstance(p, list): return tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-    return p
-
-def generate(model, tokenizer, prompts, max_new_tokens=64, do_sample=False, temperature=1.0, batch_size=32, **kw) -> list:
-    "Decode completions for a list of prompts (text or chat), left-padded in batches."
-    import torch
-    single = isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict))
-    if single: prompts = [prompts]
-    texts = [_render_prompt(tokenizer, p) for p in prompts]
-    side = tokenizer.padding_side; tokenizer.padding_side = "left"
-    was_training = model.training; model.eval()
-    out = []
-    try:
-        dev = next(model.parameters()).device
-        for i in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-            gk = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            if do_sample: gk["temperature"] = temperature
-            with torch.no_grad(): ids = model.generate(**enc, **gk, **kw)
-            out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-        if was_training: model.train()
-    return out[0] if single else out
 
 # %% ../../nbs/05_backends.core.ipynb #ed1e8004
 BACKEND_MODULES = {"trl": "aligntune.backends.trl", "unsloth": "aligntune.backends.unsloth"}
