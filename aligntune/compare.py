@@ -15,7 +15,7 @@ from .eval import Evaluator, EvalTask, TaskCategory, check_metrics, get_task, li
 __all__ = ['compare_models', 'plot_before_after', 'save_comparison']
 
 # %% ../nbs/07c_compare.ipynb #51f1fdf2
-def compare_models(base, trained, tasks, metrics=None, reward_fns=None, limit=None, tokenizer=None, include_path=None,
+def compare_models(base, trained, tasks, metrics=None, reward_functions=None, limit=None, tokenizer=None, include_path=None,
                    reward_weights=None, **kw):
     "Run the same `tasks` on `base` and `trained`; a DataFrame with columns task, metric, base, trained, delta."
     import pandas as pd
@@ -30,7 +30,7 @@ def compare_models(base, trained, tasks, metrics=None, reward_fns=None, limit=No
             continue
         task = get_task(t) if isinstance(t, str) else t if isinstance(t, EvalTask) else EvalTask("data", TaskCategory.CUSTOM, t, metrics=metrics)
         ms = check_metrics(metrics) if metrics is not None else task.default_metrics
-        rw = dict(reward_fns=reward_fns, reward_weights=reward_weights, limit=limit, **kw)
+        rw = dict(reward_functions=reward_functions, reward_weights=reward_weights, limit=limit, **kw)
         rb = eb.evaluate(task, [m for m in ms if m != "win_rate"], **rw)
         rt = et.evaluate(task, ms, base_model=eb if "win_rate" in ms else None, **rw)
         for k in rt:

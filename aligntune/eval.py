@@ -27,17 +27,17 @@ __all__ = ['DEFAULT_METRICS', 'METRICS', 'compute_rewards', 'reward_stats', 'seq
            'register_task', 'get_task', 'list_tasks', 'EvalResult', 'Evaluator', 'generation_eval', 'eval_main']
 
 # %% ../nbs/07_eval.ipynb #69ebcdda
-def _reward_fns(reward_fns, weights=None) -> tuple[list, list[float]]:
+def _reward_functions(reward_functions, weights=None) -> tuple[list, list[float]]:
     "(rewards, weights), resolved as for training; a {name: callable} dict names its callables."
-    if reward_fns is None: return [], []
-    if isinstance(reward_fns, dict) and reward_fns and all(callable(f) for f in reward_fns.values()):
-        reward_fns = [FunctionReward(f, name=str(n)) for n, f in reward_fns.items()]
-    if isinstance(reward_fns, (list, tuple)) and not reward_fns: return [], []
-    return resolve_reward_functions(reward_fns, weights)
+    if reward_functions is None: return [], []
+    if isinstance(reward_functions, dict) and reward_functions and all(callable(f) for f in reward_functions.values()):
+        reward_functions = [FunctionReward(f, name=str(n)) for n, f in reward_functions.items()]
+    if isinstance(reward_functions, (list, tuple)) and not reward_functions: return [], []
+    return resolve_reward_functions(reward_functions, weights)
 
-def compute_rewards(reward_fns, prompts, completions, columns=None) -> dict:
+def compute_rewards(reward_functions, prompts, completions, columns=None) -> dict:
     "{name: list of float|None} from each reward, called as a trainer calls it (prompts, completions, each column as a list)."
-    return {f.__name__: f(list(prompts), list(completions), **(columns or {})) for f in _reward_fns(reward_fns)[0]}
+    return {f.__name__: f(list(prompts), list(completions), **(columns or {})) for f in _reward_functions(reward_functions)[0]}
 
 def _totals(rewards: dict, weights) -> list:
     "Each sample's `weighted_total`, None where no reward scored it."
@@ -328,7 +328,7 @@ class Evaluator:
         "Run lm-eval `tasks` on this model in-process (see `aligntune.lmeval.run_lm_eval`)."
         return run_lm_eval(self.model, tasks, tokenizer=self.tokenizer, batch_size=kwargs.pop("batch_size", self.batch_size), **kwargs)
 
-    def evaluate(self, data, metrics=None, *, reward_fns=None, reward_weights=None, base_model=None, reference_model=None, limit=None,
+    def evaluate(self, data, metrics=None, *, reward_functions=None, reward_weights=None, base_model=None, reference_model=None, limit=None,
                  prompt_template=None, reference_column=None, max_new_tokens=None, temperature=None, stop=None,
                  beta: float = 0.1, seed: int = 0) -> EvalResult:
         "Run `metrics` on `data` (rows, a file, a task name or an EvalTask); returns an `EvalResult`."
@@ -342,8 +342,8 @@ class Evaluator:
         gen = dict(max_new_tokens=max_new_tokens or (task.max_new_tokens if task else 32),
                    temperature=temperature if temperature is not None else (task.temperature if task else 0.0),
                    stop=stop if stop is not None else (task.stop if task else None), seed=seed)
-        rfns, rws = _reward_fns(reward_fns, reward_weights)
-        if {"reward", "win_rate"} & set(ms) and not rfns: raise EvalError(f"{[m for m in ms if m in ('reward', 'win_rate')]} need reward_fns=: functions fn(prompts, completions, **columns) -> list[float | None].")
+        rfns, rws = _reward_functions(reward_functions, reward_weights)
+        if {"reward", "win_rate"} & set(ms) and not rfns: raise EvalError(f"{[m for m in ms if m in ('reward', 'win_rate')]} need reward_functions=: functions fn(prompts, completions, **columns) -> list[float | None].")
         if "win_rate" in ms and base_model is None: raise EvalError("win_rate compares with a base model: pass base_model= (a folder, a (model, tokenizer) pair or a model).")
         if "kl" in ms and reference_model is None: raise EvalError("kl needs reference_model= (a folder, a (model, tokenizer) pair or a model) to measure against.")
         prompts = self._prompts(rows, template, ms)
@@ -432,15 +432,15 @@ class Evaluator:
         return {k: res[k] for k in ("mc_accuracy", "mc_accuracy_norm")}
 
 # %% ../nbs/07_eval.ipynb #b2b1578c
-def generation_eval(model, tokenizer, eval_rows, reward_fns=None, max_new_tokens: int = 32, temperature: float = 0.0,
+def generation_eval(model, tokenizer, eval_rows, reward_functions=None, max_new_tokens: int = 32, temperature: float = 0.0,
                     prompt_template=None, batch_size: int = 8, metrics=None, reward_weights=None) -> dict:
     "Generation metrics on a small held-out set (lengths, distinct-n, rewards, exact match/accuracy when answers exist)."
     rows = to_rows(eval_rows)
     if metrics is None:
-        metrics = ["length", "distinct"] + (["reward"] if reward_fns else [])
+        metrics = ["length", "distinct"] + (["reward"] if reward_functions else [])
         if rows and any(c in rows[0] for c in ("answer", "reference", "target", "solution")): metrics += ["exact_match", "accuracy"]
     ev = Evaluator(model, tokenizer, batch_size=batch_size)
-    return ev.evaluate(rows, metrics, reward_fns=reward_fns, reward_weights=reward_weights, max_new_tokens=max_new_tokens,
+    return ev.evaluate(rows, metrics, reward_functions=reward_functions, reward_weights=reward_weights, max_new_tokens=max_new_tokens,
                        temperature=temperature, prompt_template=prompt_template, reference_column=None)
 
 _CB_CLASS = None
@@ -451,23 +451,23 @@ def _callback_class():
     from transformers import TrainerCallback
     class GenerationEvalCallback(TrainerCallback):
         "After each evaluation (or every `every` steps), generate on held-out rows and record generation metrics."
-        def __init__(self, eval_rows, reward_fns=None, tokenizer=None, every=None, max_new_tokens=32, run_writer=None,
+        def __init__(self, eval_rows, reward_functions=None, tokenizer=None, every=None, max_new_tokens=32, run_writer=None,
                      prefix="eval_gen/", reward_weights=None, **kw):
             self.rows, self.tokenizer, self.every = to_rows(eval_rows), tokenizer, every
-            self.reward_fns, self._weights = _reward_fns(reward_fns, reward_weights)
+            self.reward_functions, self._weights = _reward_functions(reward_functions, reward_weights)
             self._explicit = reward_weights is not None
             self.max_new_tokens, self.run_writer, self.prefix, self.kw, self.history = max_new_tokens, run_writer, prefix, kw, []
         def weights_for(self, args) -> list:
             "The reward weights: those given, else the trainer's `args.reward_weights` when it has one per reward, else the resolved ones."
             w = getattr(args, "reward_weights", None)
-            if self._explicit or w is None or len(w) != len(self.reward_fns): return self._weights
-            return check_weights([f.__name__ for f in self.reward_fns], w)
+            if self._explicit or w is None or len(w) != len(self.reward_functions): return self._weights
+            return check_weights([f.__name__ for f in self.reward_functions], w)
         def _run(self, args, state, model, tok):
             if not state.is_world_process_zero or model is None: return
             tok = tok or self.tokenizer
             t0 = time.perf_counter()
-            res = generation_eval(model, getattr(tok, "tokenizer", tok), self.rows, self.reward_fns or None, self.max_new_tokens,
-                                  reward_weights=self.weights_for(args) if self.reward_fns else None, **self.kw)
+            res = generation_eval(model, getattr(tok, "tokenizer", tok), self.rows, self.reward_functions or None, self.max_new_tokens,
+                                  reward_weights=self.weights_for(args) if self.reward_functions else None, **self.kw)
             m = {f"{self.prefix}{k}": v for k, v in res.items()} | {f"{self.prefix}seconds": time.perf_counter() - t0}
             self.history.append({"step": state.global_step, **m})
             if self.run_writer is not None:
@@ -492,7 +492,7 @@ def __getattr__(name):
 
 # %% ../nbs/07_eval.ipynb #c40106af
 def eval_main(model_path, tasks, limit=None, output=None, *, include_path=None, device=None, batch_size: int = 8,
-              reward_fns=None, reward_weights=None) -> dict:
+              reward_functions=None, reward_weights=None) -> dict:
     "Evaluate a saved model (or a loaded one) on tasks; {'model', 'results': {task: metrics}, 'seconds': {task: s}}."
     if isinstance(tasks, str): tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     if not tasks: raise EvalError("No tasks given: name one or more, e.g. --task arithmetic. " f"Registered: {', '.join(list_tasks())}.")
@@ -504,7 +504,7 @@ def eval_main(model_path, tasks, limit=None, output=None, *, include_path=None, 
     results, seconds = {}, {}
     for t in ours:
         t0 = time.perf_counter(); task = get_task(t)
-        results[task.name] = dict(ev.evaluate(task, limit=limit, reward_fns=reward_fns, reward_weights=reward_weights))
+        results[task.name] = dict(ev.evaluate(task, limit=limit, reward_functions=reward_functions, reward_weights=reward_weights))
         seconds[task.name] = round(time.perf_counter() - t0, 3)
     if others:
         t0 = time.perf_counter()

@@ -18,7 +18,7 @@ __all__ = ['pairs_from_rewards', 'train_reward_model', 'preference_accuracy']
 # %% ../nbs/04b_reward_model.ipynb #56931c3c
 def pairs_from_rewards(prompts: list,  # one prompt per group
                        candidates: list[list],  # several completions per prompt
-                       reward_fns,  # names, RewardConfig-like items, RewardFunction objects or callables
+                       reward_functions,  # names, RewardConfig-like items, RewardFunction objects or callables
                        weights: list[float] | None = None,  # one weight per reward (default 1.0 each)
                        min_margin: float = 1e-6,  # skip pairs whose scores differ by less than this
                        all_pairs: bool = False,  # every ordered pair above the margin, instead of best vs worst
@@ -29,7 +29,7 @@ def pairs_from_rewards(prompts: list,  # one prompt per group
         raise RewardError(f"pairs_from_rewards: {len(prompts)} prompts but {len(candidates)} candidate lists; give one list per prompt")
     for k, v in columns.items():
         if len(v) != len(prompts): raise RewardError(f"pairs_from_rewards: column {k!r} has {len(v)} values for {len(prompts)} prompts")
-    fns, ws = resolve_reward_functions(reward_fns, weights)
+    fns, ws = resolve_reward_functions(reward_functions, weights)
     score = CompositeReward(fns, ws, name="pair_score")
     pairs = []
     for i, (p, cands) in enumerate(zip(prompts, candidates)):

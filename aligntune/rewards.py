@@ -436,10 +436,10 @@ class RewardScores:
     total: Any = None  # Series: `weighted_total` of each completion with the given weights (NaN where no reward scored)
     def __repr__(self): return f"RewardScores({len(self.scores)} completions x {self.scores.shape[1]} rewards)"
 
-def score_rewards(reward_fns, prompts, completions, weights=None, **columns) -> RewardScores:
+def score_rewards(reward_functions, prompts, completions, weights=None, **columns) -> RewardScores:
     "Score completions with each reward and summarise: mean, std, fraction of zeros, exceptions, correlations, weighted total."
     import pandas as pd
-    fns, ws = resolve_reward_functions(reward_fns, weights)
+    fns, ws = resolve_reward_functions(reward_functions, weights)
     data, errs = {}, {}
     for f in fns:
         before = f.num_errors

@@ -59,7 +59,7 @@ def test_evaluator_reward_is_the_training_weighted_total(tiny_model):
     rows[1]["bonus"] = rows[3]["bonus"] = None          # a reward that does not apply to some rows
     def bonus(prompts, completions, bonus, **kw): return [None if b is None else b / 10 for b in bonus]
     weights = [2, 0.5]
-    res = Evaluator(model, tok).evaluate(rows, ["reward", "exact_match", "accuracy"], reward_fns=[get_reward("length", target=4, unit="chars"), bonus],
+    res = Evaluator(model, tok).evaluate(rows, ["reward", "exact_match", "accuracy"], reward_functions=[get_reward("length", target=4, unit="chars"), bonus],
                                          reward_weights=weights, max_new_tokens=6, temperature=1.0, seed=0)
     comps = [s["completion"] for s in res.samples]
     assert len(set(comps)) > 1, comps                   # sampled: the rows differ, so the weights matter

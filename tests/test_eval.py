@@ -157,7 +157,7 @@ def test_rewards_win_rate_and_kl(loaded, trained):
     def length(completions, **kw): return [float(len(c)) for c in completions]
     def only_digits(completions, answer, **kw): return [None if not c.strip() else float(c.strip() == a) for c, a in zip(completions, answer)]
     ev = Evaluator(trained, tok)
-    res = ev.evaluate(rows, ["reward", "win_rate", "kl"], reward_fns={"length": length, "exact": only_digits},
+    res = ev.evaluate(rows, ["reward", "win_rate", "kl"], reward_functions={"length": length, "exact": only_digits},
                       base_model=(model, tok), reference_model=model, max_new_tokens=4)
     comps = [s["completion"] for s in res.samples]
     assert res["reward/length"] == pytest.approx(sum(map(len, comps)) / 4)
@@ -168,7 +168,7 @@ def test_rewards_win_rate_and_kl(loaded, trained):
     assert [s["base_completion"] for s in res.samples] == base
     assert res["win_rate"] == pytest.approx(win_rate([s["reward"] for s in res.samples], [s["base_reward"] for s in res.samples]))
     # a model against itself: greedy ties everywhere (win rate 1/2) and KL 0
-    same = Evaluator(model, tok).evaluate(rows, ["reward", "win_rate", "kl"], reward_fns=length, base_model=(model, tok),
+    same = Evaluator(model, tok).evaluate(rows, ["reward", "win_rate", "kl"], reward_functions=length, base_model=(model, tok),
                                           reference_model=model, max_new_tokens=4)
     assert same["win_rate"] == 0.5 and same["kl"] == pytest.approx(0.0, abs=1e-7)
     # KL of the trained model to the base: positive, and equal to the full-vocabulary sum done by hand on one row
@@ -260,7 +260,7 @@ def test_generation_eval_callback_in_a_trainer(loaded, tmp_path):
     ds = [{"input_ids": e["input_ids"], "labels": e["input_ids"]} for e in enc]
     def correct(prompts, completions, answer, **kw): return [float(c.strip() == a) for c, a in zip(completions, answer)]
     writer = RunWriter(tmp_path / "run")
-    cb = GenerationEvalCallback(rows[:4], reward_fns=[correct], max_new_tokens=3, run_writer=writer)
+    cb = GenerationEvalCallback(rows[:4], reward_functions=[correct], max_new_tokens=3, run_writer=writer)
     assert isinstance(cb, TrainerCallback)
     args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=1, per_device_eval_batch_size=1, eval_strategy="steps",
                              eval_steps=1, report_to=[], use_cpu=True, save_strategy="no", logging_steps=1, disable_tqdm=True)
@@ -272,7 +272,7 @@ def test_generation_eval_callback_in_a_trainer(loaded, tmp_path):
     assert "eval_gen/distinct_1" in m.columns and len(m) == 2
     # the plain function, as a trainer would call it mid-training: the model comes back in training mode
     model.train()
-    out = generation_eval(model, tok, rows[:4], reward_fns=[correct], max_new_tokens=3)
+    out = generation_eval(model, tok, rows[:4], reward_functions=[correct], max_new_tokens=3)
     assert model.training and tok.padding_side == "right"
     assert out["length/max_tokens"] <= 3 and 0 <= out["reward/correct"] <= 1
 

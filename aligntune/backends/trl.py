@@ -165,9 +165,9 @@ class _TRLTrainer(TrainerBase):
         if ds is None or not t.eval_steps or "prompt" not in ds.column_names: return None
         from aligntune.eval import GenerationEvalCallback
         rows = ds.select(range(min(16, len(ds)))).to_list()
-        fns = getattr(self, "_eval_reward_fns", None)
+        fns = getattr(self, "_eval_reward_functions", None)
         n = completion_length(self.config) or 32
-        return GenerationEvalCallback(rows, reward_fns=fns, reward_weights=getattr(self, "_eval_reward_weights", None) if fns else None,
+        return GenerationEvalCallback(rows, reward_functions=fns, reward_weights=getattr(self, "_eval_reward_weights", None) if fns else None,
                                       tokenizer=self.tokenizer, run_writer=self.run, max_new_tokens=n)
     def _load_model(self):
         cfg = self.config
@@ -316,7 +316,7 @@ class _Rewarded:
         cfg = self.config
         fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
         self._tap = SampleTap(names, weights, num_generations, scale, max_len, self.tokenizer.eos_token_id)
-        self._eval_reward_fns, self._eval_reward_weights = fns, list(weights)
+        self._eval_reward_functions, self._eval_reward_weights = fns, list(weights)
         funcs = [self._tap.wrap(f, n) for f, n in zip(fns, names)]
         if cfg.reward_model_name:
             check_model_source(cfg.reward_model_name)
