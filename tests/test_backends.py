@@ -226,3 +226,36 @@ def test_interrupt_and_stop_leave_a_loadable_model(tiny_model, tmp_path):
         assert Run.load(out).status["status"] == status
         load_model(out / "model")  # the saved model is complete
         assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half-written temporary folders left
+
+class EventLog:
+    "Records every event a trainer emits, with the payload's shape."
+    def __init__(self): self.seen = []
+    def __getattr__(self, name):
+        if not name.startswith("on_"): raise AttributeError(name)
+        def record(trainer, **payload):
+            self.seen.append((name[3:], payload))
+            assert trainer.global_step >= 0 and trainer.total_steps
+        return record
+
+def test_trl_and_ppo_engines_emit_the_same_events(tiny_model, tmp_path):
+    "One event stream: a GRPO run (TRL's engine) and a PPO run (aligntune's engine) report the same events, payloads alike."
+    logs = {}
+    for algo, kw in (("grpo", dict(num_generations=4)), ("ppo", dict(num_ppo_epochs=1))):
+        log = EventLog()
+        create_rl_trainer(tiny_model, prompt_rows(addition_facts()[:16]), algorithm=algo, reward_functions=[digit_share],
+                          output_dir=str(tmp_path / algo), max_steps=3, batch_size=8, max_completion_length=4, sample_groups=1,
+                          callbacks=[log], **kw).train()
+        logs[algo] = log.seen
+    for algo, seen in logs.items():
+        names = [e for e, _ in seen]
+        assert names[0] == "train_begin" and names[-1] == "train_end", (algo, names)
+        assert names.count("step") == 3 and names.count("log") == 3 and names.count("samples") >= 1, (algo, names)
+        assert names[-2] == "save" and dict(seen[-1][1])["status"] == "finished"
+        steps = [p["step"] for e, p in seen if e == "step"]
+        assert steps == [1, 2, 3], (algo, steps)
+        for e, p in seen:
+            if e == "log": assert all(isinstance(v, (int, float)) for v in p["metrics"].values()), (algo, p["metrics"])
+    row_keys = {algo: {k for e, p in seen if e == "samples" for r in p["rows"] for k in r} for algo, seen in logs.items()}
+    common = {"prompt", "completion", "rewards", "reward", "advantage", "completion_length", "truncated"}
+    assert common <= row_keys["grpo"] and common <= row_keys["ppo"], row_keys
+    assert {e for e, _ in logs["grpo"]} == {e for e, _ in logs["ppo"]}
