@@ -12,6 +12,7 @@ def _first_last(series, k=5):
     s = series.dropna().astype(float).tolist()
     return sum(s[:k]) / k, sum(s[-k:]) / k
 
+@pytest.mark.slow
 def test_sft_loss_falls(tiny_model, tmp_path):
     t = create_sft_trainer(tiny_model, sft_rows(addition_facts()), output_dir=str(tmp_path / "sft"), max_steps=40,
                            batch_size=16, learning_rate=3e-3, lr_scheduler_type="constant")
@@ -23,6 +24,7 @@ def test_sft_loss_falls(tiny_model, tmp_path):
     assert last < 0.6 * first
     assert (tmp_path / "sft" / "model" / "model.safetensors").exists()
 
+@pytest.mark.slow
 def test_dpo_margin_rises(tiny_model, tmp_path):
     t = create_rl_trainer(tiny_model, preference_rows(addition_facts()), algorithm="dpo", output_dir=str(tmp_path / "dpo"),
                           max_steps=30, batch_size=16, learning_rate=2e-3, lr_scheduler_type="constant")
@@ -32,6 +34,7 @@ def test_dpo_margin_rises(tiny_model, tmp_path):
     print(f"DPO margin {m0:.3f} -> {m1:.3f}, accuracy {a0:.2f} -> {a1:.2f}")
     assert m1 > m0 + 0.2 and a1 > a0
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["grpo", "gspo", "dapo", "dr_grpo"])
 def test_grpo_family_reward_rises(tiny_model, tmp_path, algo):
     # DAPO's preset drops truncated completions from the loss; a random-init model almost never emits EOS within
@@ -86,6 +89,7 @@ def test_bad_input_fails_early_with_clear_messages(tiny_model, tmp_path):
         create_rl_trainer(tiny_model, rows, algorithm="grpo")
     assert not (tmp_path / "no-such-model").exists()
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_two_process_sft_on_cpu(tiny_model, tmp_path, launcher):
     script = tmp_path / "ddp.py"

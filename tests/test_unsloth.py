@@ -149,6 +149,7 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 def test_real_unsloth_sft_on_cpu(unsloth_python, tiny, tmp_path):
     out, stdout, stderr = _run(unsloth_python, SFT_ON_UNSLOTH.replace("TINY", repr(tiny)), tmp_path)
     print(stdout[-2000:])
@@ -179,6 +180,7 @@ print(json.dumps({"warnings": mine, "backend": t.backend}))
 '''
 
 
+@pytest.mark.slow
 def test_import_order_guard_warns(unsloth_python, tiny, tmp_path):
     out, stdout, stderr = _run(unsloth_python, IMPORT_ORDER.replace("TINY", repr(tiny)), tmp_path, env={"UNSLOTH_FORCE_CPU": "1"})
     assert out["backend"] == "unsloth"
