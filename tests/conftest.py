@@ -2,6 +2,10 @@ import os, sys, shutil, pytest
 os.environ.setdefault("ALIGNTUNE_QUIET", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One thread per process (this one and the CLI/launcher subprocesses it starts), read when torch is first imported:
+# the models are tiny, and on shared cores threads fight. Measured at load 4 on 2 cores, the fast tier of
+# test_backends.py + test_eval.py: 31-34 s with one thread, 110-142 s with two. Set OMP_NUM_THREADS to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def tiny_model():
