@@ -1,6 +1,13 @@
-"""Render README.md from index.ipynb (markdown cells and code with their text outputs); --check fails when stale."""
-import sys, json
+"""Render README.md from index.ipynb (markdown cells and code with their text outputs); --check fails when stale.
+
+`--command fast` / `--command full` prints the README's test command of that tier (.ci/run runs the full one).
+"""
+import sys, json, re
 from pathlib import Path
+
+# The sentence that introduces each test command in the README; the command is the bash block right after it.
+INTROS = {"fast": "Run the fast tests", "full": "Run all tests"}
+FAST_SELECTION = '-m "not slow and not browser and not network"'
 
 def render(nb_path="index.ipynb") -> str:
     nb = json.loads(Path(nb_path).read_text())
@@ -21,8 +28,24 @@ def render(nb_path="index.ipynb") -> str:
             if texts: out.append("```\n" + "".join(texts).rstrip() + "\n```")
     return "<!-- Generated from index.ipynb by .ci/readme.py; edit the notebook, not this file. -->\n\n" + "\n\n".join(out) + "\n"
 
+def commands(text: str) -> dict:
+    "The test commands in the README text, by tier; exits with a message when one is missing or selects the wrong tests."
+    found = {}
+    for tier, intro in INTROS.items():
+        m = re.search(re.escape(intro) + r"[^\n]*\n+```bash\n(.+?)\n```", text)
+        if not m: sys.exit(f"README.md has no {tier} test command: a line starting {intro!r} followed by a ```bash block.")
+        found[tier] = m.group(1).strip()
+    if FAST_SELECTION not in found["fast"]: sys.exit(f"The fast test command must select {FAST_SELECTION}: {found['fast']}")
+    if re.search(r"pytest\b.*(\s-m\s|--deselect|\s-k\s)", found["full"]) or "--flags slow" not in found["full"]:
+        sys.exit(f"The full test command must run every test and the notebooks' slow cells (nbdev-test --flags slow): {found['full']}")
+    return found
+
 if __name__ == "__main__":
+    if "--command" in sys.argv:
+        print(commands(Path("README.md").read_text())[sys.argv[sys.argv.index("--command") + 1]])
+        sys.exit()
     text = render()
+    commands(text)
     if "--check" in sys.argv:
         if Path("README.md").read_text() != text:
             sys.exit("README.md is out of date with index.ipynb: run `python .ci/readme.py` and commit README.md.")

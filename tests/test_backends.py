@@ -12,6 +12,7 @@ def _first_last(series, k=5):
     s = series.dropna().astype(float).tolist()
     return sum(s[:k]) / k, sum(s[-k:]) / k
 
+@pytest.mark.slow
 def test_sft_loss_falls(tiny_model, tmp_path):
     t = create_sft_trainer(tiny_model, sft_rows(addition_facts()), output_dir=str(tmp_path / "sft"), max_steps=40,
                            batch_size=16, learning_rate=3e-3, lr_scheduler_type="constant")
@@ -23,6 +24,7 @@ def test_sft_loss_falls(tiny_model, tmp_path):
     assert last < 0.6 * first
     assert (tmp_path / "sft" / "model" / "model.safetensors").exists()
 
+@pytest.mark.slow
 def test_dpo_margin_rises(tiny_model, tmp_path):
     t = create_rl_trainer(tiny_model, preference_rows(addition_facts()), algorithm="dpo", output_dir=str(tmp_path / "dpo"),
                           max_steps=30, batch_size=16, learning_rate=2e-3, lr_scheduler_type="constant")
@@ -39,6 +41,7 @@ def _pref_run(tiny_model, tmp_path, algo, **kw):
     assert res["status"] == "finished" and res["global_step"] == 30
     return Run.load(tmp_path / algo)
 
+@pytest.mark.slow
 def test_kto_from_preference_pairs_learns(tiny_model, tmp_path):
     # pairs are split into good and bad rows; KTO raises the implicit reward of good rows over bad ones
     run = _pref_run(tiny_model, tmp_path, "kto", learning_rate=2e-3)
@@ -48,6 +51,7 @@ def test_kto_from_preference_pairs_learns(tiny_model, tmp_path):
     assert c1 - r1 > c0 - r0 + 0.2
     assert run.status["algorithm"] == "kto" and run.config["kto"]["beta"] == 0.1
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["orpo", "simpo"])
 def test_reference_free_preference_methods_learn(tiny_model, tmp_path, algo):
     run = _pref_run(tiny_model, tmp_path, algo, learning_rate=2e-3)
@@ -56,6 +60,7 @@ def test_reference_free_preference_methods_learn(tiny_model, tmp_path, algo):
     print(f"{algo}: margin {m0:.3f} -> {m1:.3f}, accuracy {a0:.2f} -> {a1:.2f}")
     assert m1 > m0 and a1 >= a0 and a1 > 0.6
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["grpo", "gspo", "dapo", "dr_grpo", "rloo"])
 def test_grpo_family_reward_rises(tiny_model, tmp_path, algo):
     # DAPO's preset drops truncated completions from the loss; a random-init model almost never emits EOS within
@@ -113,6 +118,7 @@ def test_bad_input_fails_early_with_clear_messages(tiny_model, tmp_path):
         create_rl_trainer(tiny_model, rows, algorithm="grpo")
     assert not (tmp_path / "no-such-model").exists()
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_two_process_sft_on_cpu(tiny_model, tmp_path, launcher):
     script = tmp_path / "ddp.py"
@@ -183,6 +189,7 @@ def test_composite_of_three_mixed_rewards_drives_grpo(tiny_model, tmp_path):
     expect = 2.0 * s["rewards"]["numeric_match"] + 0.5 * s["rewards"]["length"] + 1.0 * s["rewards"]["digit_share"]
     assert abs(s["reward"] - expect) < 1e-6
 
+@pytest.mark.slow
 def test_trained_reward_model_as_grpo_reward(tiny_model, tmp_path):
     "Train a reward model on the tiny model from rule-built pairs, then use it as a GRPO reward (by path and as an object)."
     from aligntune.reward_model import pairs_from_rewards, train_reward_model, preference_accuracy

@@ -8,6 +8,8 @@ import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.
 from pathlib import Path
 import pytest
 
+pytestmark = pytest.mark.browser
+
 HERE = Path(__file__).parent
 NB = HERE / "_widgets_tour.ipynb"
 ART = HERE / "artifacts"

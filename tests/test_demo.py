@@ -1,6 +1,9 @@
 "`aligntune demo` runs end to end (a scaled-down budget here; the full demo's numbers are in demo.json when run)."
 import json, subprocess
+import pytest
 from conftest import aligntune_cmd
+
+pytestmark = pytest.mark.slow
 
 def test_demo_smoke(tmp_path):
     out = tmp_path / "demo"

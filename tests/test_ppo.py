@@ -294,6 +294,7 @@ def test_bad_inputs_fail_early(tmp_path):
         PPOEngine(model, tok, make_cfg(tmp_path), PROMPTS, reward_model=str(tmp_path / "nope"))
 
 
+@pytest.mark.slow
 def test_reward_rises(tmp_path):
     "The toy task: reward = share of response positions holding 'a'. A random model scores about 1/64."
     model, tok = tiny_lm()

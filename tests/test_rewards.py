@@ -135,6 +135,7 @@ def _arith_pairs(qs):
                               ["numeric_match", "proper_ending"], answer=[str(a + b) for a, b in qs])
 
 
+@pytest.mark.slow
 def test_trained_reward_model_ranks_held_out_pairs(tmp_path):
     "Pairs built from rule-based rewards train a reward model that ranks unseen pairs above chance and scores as a reward."
     import json
