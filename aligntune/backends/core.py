@@ -211,6 +211,7 @@ class BackendFactory:
         "An untrained trainer for `config` on the selected backend; `kw`: model, tokenizer, train/eval datasets, callbacks, quiet."
         config = make_config(config)
         funcs, weights = _check_rewards(config, reward_functions, reward_weights)
+        config = _recorded_rewards(config, funcs, weights)
         backend, msg = cls.select(config.algorithm, backend_config or config.backend)
         if verbose and is_main_process(): print(f"aligntune: {msg}")
         t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, **kw)
@@ -242,6 +243,14 @@ def _check_rewards(cfg, funcs, weights) -> tuple:
         raise ConfigError(f"{spec.title} learns from {_DATA_WORDS[spec.data]} and takes no reward functions or reward model; "
                           "drop reward_functions/reward_model_name, or use an online algorithm such as grpo.")
     return funcs or None, weights
+
+def _recorded_rewards(cfg, funcs, weights):
+    "The config with `rewards` filled from registry names and entries given in Python, so config.yaml says what trained."
+    from aligntune.config import RewardConfig, _reward_entry
+    if not funcs or cfg.rewards or not all(isinstance(f, (str, dict, RewardConfig)) for f in funcs): return cfg
+    entries = [_reward_entry(f) for f in funcs]
+    if weights is not None: entries = [RewardConfig(e.name, float(w), e.params) for e, w in zip(entries, weights)]
+    return make_config(cfg, rewards=entries)
 
 _DATA_WORDS = {"text": "text", "pairs": "preference pairs", "unpaired": "labelled completions", "prompts": "prompts"}
 
