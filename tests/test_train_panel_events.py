@@ -66,3 +66,21 @@ def test_training_again_archives_the_earlier_record(tmp_path):
     assert Run(tmp_path / "run").metrics["step"].tolist() == [1, 2, 3]
     assert Run(tmp_path / "run" / "previous" / "1").status["status"] == "finished"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]   # no run-2 beside it
+
+
+@pytest.mark.parametrize("algo", ["kto", "orpo", "simpo", "rloo"])
+def test_new_algorithms_train_from_the_config_panel(tmp_path, algo, tiny_model):
+    "The form built from the algorithm table trains each new algorithm: its own settings reach the run's config."
+    from aligntune.widgets import ConfigPanel
+    from aligntune.recipes import load_recipe
+    panel = ConfigPanel(load_recipe(f"{algo}-tiny"))
+    own = {"kto": {"kto.desirable_weight": 1.5}, "orpo": {"orpo.beta": 0.2}, "simpo": {"simpo.simpo_gamma": 0.3},
+           "rloo": {"rloo.num_generations": 2}}[algo]
+    panel.set(**{"model.name_or_path": str(tiny_model), "training.output_dir": str(tmp_path / algo), "training.max_steps": 3}, **own)
+    res = TrainPanel(panel).train()
+    assert res["status"] == "finished" and res["global_step"] == 3
+    run = Run(tmp_path / algo)
+    assert run.status["algorithm"] == algo and len(run.metrics) == 3
+    (key, value), = own.items()
+    group, field = key.split(".")
+    assert run.config[group][field] == value
