@@ -61,7 +61,9 @@ class TrainerBase:
         "Cheap checks run when the trainer is created (data columns, model path), so mistakes fail before training."
     def setup(self): raise NotImplementedError
     def _train(self) -> dict: raise NotImplementedError
-    def _save_checkpoint(self) -> Path: raise NotImplementedError
+    def _save_checkpoint(self) -> Path | None:
+        "Write a checkpoint of the current step now and emit `save`; an engine without checkpoints returns None."
+        return None
     def _global_step(self) -> int: return 0
     def _total_steps(self) -> int | None: return self.config.training.max_steps
     # the public face listeners and panels use
