@@ -317,6 +317,8 @@ _TRAINER_ARGS = ("tokenizer", "callbacks", "train_dataset", "eval_dataset", "qui
 def _create(algorithm, model_name, dataset_name, backend, fallback, config, reward_functions, reward_weights, **kw):
     "The shared body of the creators: keyword arguments become config overrides, the rest goes to the factory."
     model, name = _split_model(model_name)
+    if "resume_from_checkpoint" in kw:  # TRL's name for it
+        kw["resume"] = _alias("resume_from_checkpoint", kw.pop("resume_from_checkpoint"), "resume", kw.get("resume"))
     targs = {k: kw.pop(k) for k in _TRAINER_ARGS if k in kw}
     ov = {"model_name": name, **{k: v for k, v in kw.items() if v is not None}}
     ov = {k: v for k, v in ov.items() if v is not None}
