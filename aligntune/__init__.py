@@ -18,7 +18,7 @@ _LAZY = {
     "callbacks": ["Callback", "Dispatcher", "EVENTS", "StopAfter"],
     "data": ["DataError", "load_data", "prepare_dataset", "detect_format", "split_dataset"],
     "models": ["ModelError", "load_model", "build_tiny_model", "tiny_model_path", "hardware"],
-    "runs": ["Run", "RunWriter", "list_runs"],
+    "runs": ["Run", "RunWriter", "list_runs", "RunFolderError", "StorageError"],
     "plots": ["plot_metrics", "plot_training", "plot_runs", "save_figure"],
     "backends.core": ["BackendFactory", "TrainerBase", "SFTTrainerBase", "RLTrainerBase", "create_sft_trainer",
                       "create_rl_trainer", "list_backends", "BackendError"],

@@ -7,10 +7,11 @@ Docs: https://aligntune.github.io/aligntune/nbs/callbacks.html.md"""
 # %% ../nbs/03a_callbacks.ipynb #9b679294
 from __future__ import annotations
 import os, time, fnmatch
-from .runs import RunWriter
+from pathlib import Path
+from .runs import RunWriter, run_state, checkpoint_info, owner_info, find_checkpoint, _read_json
 
 # %% auto #0
-__all__ = ['EVENTS', 'Callback', 'CallbackError', 'Dispatcher', 'RunRecorder', 'ConsoleProgress', 'StopAfter']
+__all__ = ['EVENTS', 'Callback', 'CallbackError', 'Dispatcher', 'RunRecorder', 'ConsoleProgress', 'StopAfter', 'CheckpointTimer']
 
 # %% ../nbs/03a_callbacks.ipynb #581126bd
 EVENTS = ("train_begin", "step", "log", "samples", "evaluate", "save", "stop", "error", "train_end")
@@ -65,23 +66,45 @@ class RunRecorder(Callback):
     order = -100
     def __init__(self, writer: RunWriter): self.writer = writer
     def on_train_begin(self, trainer):
-        w = self.writer
-        w.archive_existing()
+        w, ck = self.writer, getattr(trainer, "resume_from", None)
+        if not w.is_main: return
+        before = run_state(w.dir) if (w.dir / "run.json").exists() else None
+        old = _read_json(w.dir / "run.json")
+        if ck is not None:
+            step = checkpoint_info(ck)["step"]
+            aside = w.rewind(step)
+            if aside is not None: print(f"aligntune: resuming at step {step}; what was recorded after it is kept in {aside}")
+            old = {k: v for k, v in old.items() if k not in ("error", "final_metrics", "runtime")}
+            history = {"resumed": old.get("resumed", []) + [{"from": str(ck), "step": step, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]}
+        else:
+            resumable = old.get("status") != "finished" and find_checkpoint(w.dir, say=None) is not None
+            moved = w.archive_existing()
+            if moved is not None:
+                hint = "; to continue it instead, train with resume=True (aligntune train CONFIG --resume)" if resumable else ""
+                print(f"aligntune: the earlier run in {w.dir} ({before or 'no status'}) was moved to {moved}{hint}")
+            old, history = {}, {}
         w.write_config(trainer.config)
-        w.update_status(status="running", algorithm=trainer.algorithm, backend=trainer.backend,
-                        backend_reason=getattr(trainer, "backend_reason", None), total_steps=trainer.total_steps,
-                        started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    def on_log(self, trainer, step, metrics): self.writer.log(metrics, step)
+        now = time.time()
+        w.replace_status(**{**old, **history, "status": "running", "algorithm": trainer.algorithm, "backend": trainer.backend,
+                     "backend_reason": getattr(trainer, "backend_reason", None), "total_steps": trainer.total_steps,
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **owner_info(), "global_step": trainer.global_step,
+                     "heartbeat": time.strftime("%Y-%m-%dT%H:%M:%S"), "heartbeat_time": round(now, 1),
+                     **({"parent": trainer.parent} if getattr(trainer, "parent", None) else {})})
+    def on_step(self, trainer, step): self.writer.heartbeat(step)
+    def on_log(self, trainer, step, metrics): self.writer.log(metrics, step); self.writer.heartbeat(step)
     def on_samples(self, trainer, step, rows): self.writer.log_samples(step, rows)
     def on_evaluate(self, trainer, step, metrics): self.writer.log(metrics, step)
+    def on_save(self, trainer, step, path):
+        if Path(path).name.startswith("checkpoint-"): self.writer.update_status(last_checkpoint=Path(path).name, global_step=step)
     def on_error(self, trainer, step, error):
         self.writer.update_status(status="failed", global_step=step, error=f"{type(error).__name__}: {error}")
     def on_train_end(self, trainer, status, result):
         r = result or {}
-        if r.get("summary"): self.writer.write_json("train_summary.json", r["summary"])
-        self.writer.update_status(status=status, global_step=r.get("global_step", trainer.global_step),
-                                  final_metrics=r.get("metrics", {}), runtime=r.get("runtime"))
-        self.writer.close()
+        try:
+            if r.get("summary"): self.writer.write_json("train_summary.json", r["summary"])
+            self.writer.update_status(status=status, global_step=r.get("global_step", trainer.global_step),
+                                      final_metrics=r.get("metrics", {}), runtime=r.get("runtime"))
+        finally: self.writer.close()
 
 # %% ../nbs/03a_callbacks.ipynb #8c8598ce
 def _shown_keys(metrics: dict, plots) -> list:
@@ -118,3 +141,12 @@ class StopAfter(Callback):
     def __init__(self, steps: int): self.steps, self._step = steps, 0
     def on_step(self, trainer, step): self._step = step
     def should_stop(self) -> bool: return self._step >= self.steps
+
+# %% ../nbs/03a_callbacks.ipynb #86782bd6
+class CheckpointTimer(Callback):
+    "Asks the trainer for a checkpoint once `minutes` have passed since training began or since the last save."
+    def __init__(self, minutes: float, clock=time.monotonic): self.minutes, self.clock, self._last = minutes, clock, None
+    def on_train_begin(self, trainer): self._last = self.clock()
+    def on_save(self, trainer, step, path): self._last = self.clock()
+    def on_step(self, trainer, step):
+        if self._last is not None and self.clock() - self._last >= self.minutes * 60: trainer.request_checkpoint()

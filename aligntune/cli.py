@@ -1,4 +1,4 @@
-"""`aligntune demo | train | eval | rewards | doctor`, on top of the same API as the notebooks.
+"""`aligntune demo | train | status | eval | rewards | doctor`, on top of the same API as the notebooks.
 
 Docs: https://aligntune.github.io/aligntune/nbs/cli.html.md"""
 
@@ -11,7 +11,7 @@ from importlib import metadata
 
 # %% auto #0
 __all__ = ['TESTED', 'KNOWN_BAD', 'COMMANDS', 'environment_report', 'doctor', 'command', 'cmd_doctor', 'build_parser', 'main',
-           'cmd_train', 'cmd_demo', 'cmd_rewards', 'cmd_eval']
+           'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval']
 
 # %% ../nbs/11_cli.ipynb #ef3dcc35
 TESTED = {  # package -> (lowest tested, highest tested); the pins CI uses are in .ci/constraints.txt
@@ -95,11 +95,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt: print("interrupted", file=sys.stderr); return 130
     except (ValueError, FileNotFoundError) as e:
         print(f"aligntune {args.command}: error: {e}", file=sys.stderr); return 2
+    except Exception as e:
+        from aligntune.runs import StorageError
+        if not isinstance(e, StorageError): raise
+        print(f"aligntune {args.command}: error: {e}", file=sys.stderr); return 1
 
 # %% ../nbs/11_cli.ipynb #18a56d4a
 @command
 def cmd_train(args):
-    "Train from a YAML config: aligntune train CONFIG.yaml [--set key=value ...]."
+    "Train from a YAML config: aligntune train CONFIG.yaml [--set key=value ...] [--resume]."
     from aligntune.config import load_yaml, apply_overrides, parse_set
     from aligntune.backends.core import BackendFactory
     from aligntune.recipes import RECIPES, load_recipe
@@ -114,7 +118,11 @@ def cmd_train(args):
     if args.max_steps is not None: ov["training.max_steps"] = args.max_steps
     if args.backend: ov["backend.backend"] = args.backend
     if ov: cfg = apply_overrides(cfg, ov)
-    res = BackendFactory.create_trainer(cfg).train()
+    res = BackendFactory.create_trainer(cfg, resume=args.resume).train()
+    if res["status"] == "interrupted":
+        print(f"interrupted at step {res['global_step']}: checkpoint and model saved in {res['output_dir']}; continue with: "
+              f"aligntune train {args.config} -o {res['output_dir']} --resume", file=sys.stderr)
+        return 130
     print(f"done: {res['global_step']} steps in {res['runtime']:.0f} s, status {res['status']}; run folder {res['output_dir']}")
     return 0
 
@@ -124,7 +132,22 @@ def _train_args(p):
     p.add_argument("--output", "-o", help="the run folder (training.output_dir)")
     p.add_argument("--max-steps", type=int, help="training.max_steps")
     p.add_argument("--backend", choices=["auto", "trl", "unsloth"], help="backend.backend")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                   help="continue the run in the output folder from its newest complete checkpoint (or from CHECKPOINT); a fresh start when it has none")
 cmd_train.add_args = _train_args
+
+@command
+def cmd_status(args):
+    "Where runs stand: aligntune status [RUN_OR_FOLDER ...] (running, died at step N, interrupted, finished; last checkpoint)."
+    from aligntune.runs import Run, list_runs
+    for path in args.paths:
+        if not os.path.isdir(path): raise FileNotFoundError(f"{path!r} is not a folder: give a run folder or a folder of runs.")
+        try: runs = [Run(path)]
+        except ValueError: runs = list_runs(path)
+        if not runs: print(f"{path}: no runs")
+        for r in runs: print(f"{r.path}: {r.state}")
+    return 0
+cmd_status.add_args = lambda p: p.add_argument("paths", nargs="*", default=["runs"], help="run folders, or folders holding runs (default: runs)")
 
 @command
 def cmd_demo(args):

@@ -147,6 +147,7 @@ class TrainingConfig:
     max_grad_norm: float = 1.0  # global gradient clipping
     logging_steps: int = 1  # log metrics every N steps (1 gives live curves)
     save_steps: int | None = None  # save a checkpoint every N steps; None saves only the final model
+    save_minutes: float | None = None  # also save a checkpoint every M minutes of training (a Colab session can end at any moment)
     save_total_limit: int | None = 2  # checkpoints kept on disk
     eval_steps: int | None = None  # evaluate every N steps when there is evaluation data
     seed: int = 42  # random seed
@@ -167,6 +168,7 @@ class TrainingConfig:
         _check_num("training.max_grad_norm", self.max_grad_norm, lo=0, lo_open=True)
         _check_num("training.logging_steps", self.logging_steps, lo=1, integer=True)
         _check_num("training.save_steps", self.save_steps, lo=1, integer=True, allow_none=True)
+        _check_num("training.save_minutes", self.save_minutes, lo=0, lo_open=True, allow_none=True)
         _check_num("training.save_total_limit", self.save_total_limit, lo=1, integer=True, allow_none=True)
         _check_num("training.eval_steps", self.eval_steps, lo=1, integer=True, allow_none=True)
         _check_num("training.seed", self.seed, lo=0, integer=True)

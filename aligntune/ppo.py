@@ -15,7 +15,8 @@ from .config import ConfigError, UnifiedConfig, make_config
 from .callbacks import Dispatcher
 from .models import is_unsloth_model, lora_config
 from .rewards import prompt_text, weighted_total, score_with_reward_model
-from .runs import atomic_dir
+from .runs import atomic_dir, checkpoint_problem
+from . import runs  # runs.save_checkpoint: the engine's own save_checkpoint method bears the same name
 from .ppo_core import (masked_mean, masked_var, masked_whiten, response_masks, truncate_responses, kl_penalty,
                                 token_rewards, gae, policy_loss, value_loss, AdaptiveKLController)
 if TYPE_CHECKING: import torch
@@ -178,6 +179,21 @@ class PPOModels:
         save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()}, str(path / "value" / "value_head.safetensors"))
         (path / "value" / "value_config.json").write_text(json.dumps({"value_mode": self.value_mode, "hidden_size": self.value_head.in_features}, indent=1))
 
+    def load(self, path):
+        "Load what `save` wrote to `path` back into these models: policy (adapter or model), critic and value head."
+        from safetensors.torch import load_file
+        path = Path(path)
+        if self.is_peft:
+            from peft.utils import set_peft_model_state_dict
+            set_peft_model_state_dict(self.model, load_file(str(path / "adapter_model.safetensors")), adapter_name=self.policy_adapter)
+            if self.value_mode == "adapter":
+                set_peft_model_state_dict(self.model, load_file(str(path / "value" / "adapter_model.safetensors")), adapter_name="value")
+        else: _load_weights(self.model, path)
+        if self.value_mode == "model": _load_weights(self.value_model, path / "value")
+        self.value_head.load_state_dict(load_file(str(path / "value" / "value_head.safetensors")))
+        self.use_policy()
+        return self
+
 def _save_adapter(model, name, path):
     "Save one adapter at the top of `path`, loadable with `PeftModel.from_pretrained(base, path)`."
     from peft.utils import get_peft_model_state_dict
@@ -186,6 +202,20 @@ def _save_adapter(model, name, path):
     save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(Path(path) / "adapter_model.safetensors"))
     cfg = copy.deepcopy(model.peft_config[name]); cfg.inference_mode = True
     cfg.save_pretrained(str(path))
+
+def _load_weights(module, folder):
+    "Load `save_pretrained` weights from `folder` into `module` in place; a weight tied to a loaded one may be absent."
+    from safetensors.torch import load_file
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    sd = {}
+    for f in sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]:
+        sd.update(load_file(str(folder / f)))
+    missing, unexpected = module.load_state_dict(sd, strict=False)
+    own = module.state_dict()
+    loaded = {own[k].data_ptr() for k in sd if k in own}
+    untied = [k for k in missing if own[k].data_ptr() not in loaded]
+    if untied or unexpected: raise ValueError(f"{folder} does not fit this model: missing {untied[:3]}, unexpected {list(unexpected)[:3]}.")
 
 # %% ../nbs/06a_ppo.ipynb #68037def
 def _reward_name(fn) -> str:
@@ -317,6 +347,7 @@ class PPOEngine:
                  events: Dispatcher | None = None, # where to report (a trainer's `events`); None: a new Dispatcher of this engine
                  callbacks=None, # listeners (on_<event>(trainer, **payload)) added to `events`
                  should_stop: Callable[[], bool] | None = None, # asked after every update; default `events.stop_requested`
+                 should_save: Callable[[], bool] | None = None, # asked after every update: True writes a checkpoint (besides `save_steps`)
                  num_logged_samples: int = 4, # completions sent with each `samples` event (0: no `samples` events)
                 ):
         import torch
@@ -327,6 +358,7 @@ class PPOEngine:
         self.events = events if events is not None else Dispatcher(self)
         for cb in callbacks or []: self.events.add(cb)
         self.should_stop, self.num_logged_samples = should_stop or self.events.stop_requested, num_logged_samples
+        self.should_save = should_save or (lambda: False)
         self.train_dataset = _prompt_dataset(train_dataset)
         self.rollout_size, self.mini_batch_size = _batch_sizes(self.training, self.ppo)
         self.stop_ids = _stop_token_ids(tokenizer, model)
@@ -347,7 +379,8 @@ class PPOEngine:
         self.global_step, self.episode = 0, 0  # PPO updates done, prompts seen
         self.last_metrics, self.last_rollout, self.log_history = {}, None, []
         self._rng = torch.Generator().manual_seed(self.training.seed)  # dataset order and minibatch shuffles
-        self._order, self._pos = None, 0
+        self._order, self._pos = None, 0  # the current pass over the data and the position in it
+        self.in_step = False  # True while an update is under way (an interrupt then cannot checkpoint it)
 
     def __repr__(self):
         return (f"PPOEngine(value_mode={self.models.value_mode!r}, peft={self.models.is_peft}, rollout={self.rollout_size}, "
@@ -581,7 +614,7 @@ def _sample_rows(self: PPOEngine, rollout: Rollout) -> list[dict]:
 @patch
 def step(self: PPOEngine) -> dict:
     "One PPO update: rollout, advantages, PPO epochs; returns its metrics (and keeps its rollout in `last_rollout`)."
-    start = time.perf_counter()
+    start, self.in_step = time.perf_counter(), True
     rows = [self.train_dataset[i] for i in self._next_indices(self.rollout_size)]
     rollout = self.rollout(rows)
     update_stats = self._update(rollout)
@@ -590,13 +623,13 @@ def step(self: PPOEngine) -> dict:
     metrics = self._metrics(rollout, update_stats, time.perf_counter() - start)
     self.scheduler.step()
     self.kl_ctl.update(metrics["objective/kl"], len(rows))
-    self.last_rollout, self.last_metrics = rollout, metrics
+    self.last_rollout, self.last_metrics, self.in_step = rollout, metrics, False
     return metrics
 
 # %% ../nbs/06a_ppo.ipynb #7d3a2e3c
 @patch
 def train(self: PPOEngine) -> dict:
-    "Run PPO updates until `total_steps` or until `should_stop()`; emits step, log, samples and save events."
+    "Run PPO updates until `total_steps` or until `should_stop()`; checkpoints every `save_steps` or when `should_save()`; emits step, log, samples and save."
     training = self.training
     while self.global_step < self.total_steps:
         metrics = self.step()
@@ -608,7 +641,8 @@ def train(self: PPOEngine) -> dict:
             self.events.emit("log", step=step, metrics=metrics)
             rows = self._sample_rows(self.last_rollout) if self.num_logged_samples else []
             if rows: self.events.emit("samples", step=step, rows=rows)
-        if training.save_steps and step % training.save_steps == 0: self.save_checkpoint()
+        due = self.should_save()  # asked every step: it may consume a request
+        if due or (training.save_steps and step % training.save_steps == 0): self.save_checkpoint()
         if stop: break
     return {"global_step": self.global_step, "metrics": self.last_metrics, "output_dir": training.output_dir}
 
@@ -624,20 +658,46 @@ def save_model(self: PPOEngine, path=None):
 # %% ../nbs/06a_ppo.ipynb #d3879c88
 @patch
 def save_checkpoint(self: PPOEngine):
-    "Save `checkpoint-<step>` (model, optimizer, scheduler, engine state) under the output folder, keep the newest `save_total_limit`, emit `save`."
-    import torch
-    root = Path(self.training.output_dir)
+    "Save `checkpoint-<step>`: models, optimizer, scheduler, random states and engine state, atomically and marked; keep the newest `save_total_limit`; emit `save`."
+    import torch, random
+    import numpy as np
     def write(tmp):
         self.models.save(tmp); self.tokenizer.save_pretrained(str(tmp))
         torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, tmp / "optimizer.pt")
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        torch.save({"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "engine": self._rng.get_state(), "python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, gauss)},
+                   tmp / "rng_state.pt")
         (tmp / "trainer_state.json").write_text(json.dumps({"global_step": self.global_step, "episode": self.episode,
-            "kl_coef": self.kl_ctl.value, "max_steps": self.total_steps, "log_history": self.log_history}, indent=1, default=float))
-    path = atomic_dir(root / f"checkpoint-{self.global_step}", write)
-    if self.training.save_total_limit:
-        step_of = lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1
-        for old in sorted(root.glob("checkpoint-*"), key=step_of)[:-self.training.save_total_limit]: shutil.rmtree(old, ignore_errors=True)
+            "kl_coef": self.kl_ctl.value, "max_steps": self.total_steps, "data_order": self._order, "data_position": self._pos,
+            "log_history": self.log_history}, indent=1, default=float))
+    path = runs.save_checkpoint(self.training.output_dir, self.global_step, write, keep=self.training.save_total_limit,
+                           algorithm=self.config.algorithm, engine="ppo")
     self.events.emit("save", step=self.global_step, path=str(path))
     return path
+
+@patch
+def load_checkpoint(self: PPOEngine, path):
+    "Continue from a `save_checkpoint` folder: weights, optimizer, scheduler, random states, step, episode, KL coefficient and data position."
+    import torch, random
+    import numpy as np
+    path = Path(path)
+    why = checkpoint_problem(path)
+    if why: raise ConfigError(f"Cannot resume PPO from {path}: {why}.")
+    self.models.load(path)
+    opt = torch.load(path / "optimizer.pt", map_location="cpu")
+    self.optimizer.load_state_dict(opt["optimizer"]); self.scheduler.load_state_dict(opt["scheduler"])
+    st = json.loads((path / "trainer_state.json").read_text())
+    self.global_step, self.episode, self.kl_ctl.value, self.log_history = st["global_step"], st["episode"], st["kl_coef"], st["log_history"]
+    self._order, self._pos = st["data_order"], st["data_position"]
+    rng = torch.load(path / "rng_state.pt")
+    torch.set_rng_state(rng["torch"]); self._rng.set_state(rng["engine"])
+    if rng["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
+    random.setstate(rng["python"])
+    kind, keys, pos, has_gauss, gauss = rng["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    self.last_metrics = {k: v for k, v in (self.log_history[-1] if self.log_history else {}).items() if k != "step"}
+    return self
 
 # %% ../nbs/06a_ppo.ipynb #5c31b990
 @patch

@@ -6,12 +6,16 @@ Docs: https://aligntune.github.io/aligntune/nbs/runs.html.md"""
 
 # %% ../nbs/03_runs.ipynb #2767a543
 from __future__ import annotations
-import json, os, math, time, shutil, tempfile
+import json, os, math, time, shutil, tempfile, socket, errno
 from pathlib import Path
 from .config import UnifiedConfig, load_yaml, _to_dict
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_dir', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs']
+__all__ = ['CHECKPOINT_MARK', 'HEARTBEAT_EVERY', 'STALE_AFTER', 'atomic_write', 'atomic_dir', 'mark_checkpoint',
+           'save_checkpoint', 'list_checkpoints', 'checkpoint_problem', 'checkpoint_info', 'find_checkpoint',
+           'RunFolderError', 'StorageError', 'check_output_dir', 'storage_error', 'owner_info', 'owner_alive',
+           'refuse_if_busy', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs', 'run_state',
+           'resolve_resume', 'resume_run', 'fork_run']
 
 # %% ../nbs/03_runs.ipynb #b53e7af6
 def _jsonable(v):
@@ -31,8 +35,11 @@ def atomic_write(path, text: str):
     "Write `text` to `path` through a temporary file and a rename, so an interrupt never leaves half a file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f: f.write(text); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
 
 def atomic_dir(path, write):
     "Call `write(tmp)` on a fresh folder beside `path`, then move it into place; an interrupt leaves the old `path` or the new one."
@@ -51,6 +58,153 @@ def atomic_dir(path, write):
         shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
+# %% ../nbs/03_runs.ipynb #57badd38
+CHECKPOINT_MARK = "aligntune_checkpoint.json"
+
+def _step_of(p) -> int:
+    "`checkpoint-12` -> 12; -1 for a name that is not a checkpoint's."
+    tail = Path(p).name.rsplit("-", 1)[-1]
+    return int(tail) if Path(p).name.startswith("checkpoint-") and tail.isdigit() else -1
+
+def mark_checkpoint(path, step: int, **meta):
+    "Write the mark that makes `path` a complete checkpoint: its step, `meta`, and every file with its size."
+    path = Path(path)
+    files = {str(f.relative_to(path)): f.stat().st_size for f in sorted(path.rglob("*")) if f.is_file() and f.name != CHECKPOINT_MARK}
+    atomic_write(path / CHECKPOINT_MARK, json.dumps({"step": int(step), **meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}, indent=1))
+
+def save_checkpoint(run_dir, step: int, write, keep: int | None = None, **meta) -> Path:
+    "Write `run_dir/checkpoint-<step>`: `write(tmp)` fills a fresh folder, the mark is added, the folder moves in; only the newest `keep` stay."
+    def _write(tmp):
+        write(tmp); mark_checkpoint(tmp, step, **meta)
+    path = atomic_dir(Path(run_dir) / f"checkpoint-{int(step)}", _write)
+    if keep:
+        for old in list_checkpoints(run_dir)[:-keep]: shutil.rmtree(old, ignore_errors=True)
+    return path
+
+def list_checkpoints(run_dir) -> list:
+    "The `checkpoint-<step>` folders of `run_dir`, oldest first, complete or not."
+    d = Path(run_dir)
+    return sorted((p for p in d.iterdir() if p.is_dir() and _step_of(p) >= 0), key=_step_of) if d.is_dir() else []
+
+# %% ../nbs/03_runs.ipynb #adcae371
+def checkpoint_problem(path) -> str | None:
+    "Why `path` cannot be resumed from (no mark, a file missing or cut short), or None when it is complete."
+    p = Path(path)
+    if not p.is_dir(): return "it is not a folder"
+    try: mark = json.loads((p / CHECKPOINT_MARK).read_text())
+    except FileNotFoundError: return f"it has no {CHECKPOINT_MARK}: its writing never finished (the process was stopped while saving)"
+    except ValueError: return f"its {CHECKPOINT_MARK} is not valid JSON"
+    for rel, size in mark.get("files", {}).items():
+        f = p / rel
+        if not f.is_file(): return f"{rel} is missing"
+        if f.stat().st_size != size: return f"{rel} has {f.stat().st_size} bytes where {size} were written"
+    return None
+
+def checkpoint_info(path) -> dict:
+    "The mark of a complete checkpoint: step, algorithm, engine, when written, files."
+    return json.loads((Path(path) / CHECKPOINT_MARK).read_text())
+
+def find_checkpoint(run_dir, say=print) -> Path | None:
+    "The newest complete checkpoint in `run_dir`; each incomplete one passed over is named through `say`."
+    for p in reversed(list_checkpoints(run_dir)):
+        why = checkpoint_problem(p)
+        if why is None: return p
+        if say: say(f"aligntune: skipping {p}: {why}")
+    return None
+
+# %% ../nbs/03_runs.ipynb #99761bac
+class RunFolderError(ValueError):
+    "A run folder that cannot be used (a file, not writable, held by a live run, a bad checkpoint); the message says what to do."
+
+class StorageError(RuntimeError):
+    "Training stopped because of its disk (full, read-only, over quota); the message says what to do."
+
+_DISK_WORDS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up", errno.EFBIG: "a file grew past the size limit",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+
+def check_output_dir(path) -> Path:
+    "`path` as a folder this process can write (created if missing); a `RunFolderError` saying what to do otherwise."
+    p = Path(path)
+    blocker = next((q for q in (p, *p.parents) if q.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise RunFolderError(f"training.output_dir={str(path)!r} cannot be a run folder: {str(blocker)!r} is a file. A run folder holds "
+                             "config.yaml, metrics, checkpoints and the model: choose a path that is, or can become, a folder.")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".aligntune-write-test-{os.getpid()}.tmp"
+        probe.write_text("ok"); probe.unlink()
+    except OSError as e:
+        why = _DISK_WORDS.get(e.errno, e.strerror or str(e))
+        raise RunFolderError(f"training.output_dir={str(path)!r} cannot be written: {why}. Choose a folder you can write to "
+                             "(one under your home folder, or /content on Colab).") from None
+    return p
+
+def _free_mb(path) -> str:
+    p = next((q for q in (Path(path), *Path(path).parents) if q.exists()), Path("."))
+    try: return f"{shutil.disk_usage(p).free / 2**20:.1f} MB"
+    except OSError: return "unknown space"
+
+# what torch's C++ file writer says when a write fails (it gives no errno); on a full disk it says these
+_WRITE_FAILED = ("iostream error", "PytorchStreamWriter failed", "unexpected pos")
+
+def storage_error(e, run_dir) -> StorageError | None:
+    "A `StorageError` for people when `e`, or an error it wraps, is a disk failure; None for any other error."
+    chain = []
+    while e is not None and not any(e is x for x in chain): chain.append(e); e = e.__cause__ or e.__context__
+    ose = next((x for x in chain if isinstance(x, OSError) and x.errno in _DISK_WORDS), None)
+    if ose is not None: what, full, where = _DISK_WORDS[ose.errno], ose.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG), ose.filename
+    elif any(w in str(x) for x in chain for w in _WRITE_FAILED): what, full, where = "a write failed, most likely because the disk is full", True, None
+    else: return None
+    fix = ("Free some space (old runs, previous/ folders) or set training.output_dir on a larger disk" if full
+           else "Set training.output_dir to a folder you can write to")
+    ck = find_checkpoint(run_dir, say=None) if Path(run_dir).is_dir() else None
+    then = f", then resume from {ck.name} (resume=True, or aligntune train CONFIG --resume)" if ck else ", then train again"
+    return StorageError(f"Training stopped: {what}{f' while writing {where}' if where else ''} ({_free_mb(run_dir)} free for {run_dir}). {fix}{then}.")
+
+# %% ../nbs/03_runs.ipynb #4e60c32f
+HEARTBEAT_EVERY = 10.0  # seconds: the least time between two heartbeats written into run.json
+STALE_AFTER = 900.0  # seconds: a run on another machine whose heartbeat is older than this counts as gone
+
+def _proc(pid):
+    "(state, start time) of process `pid` from /proc, or None where /proc does not say."
+    try: f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError): return None
+    return f[0], int(f[19])
+
+def owner_info() -> dict:
+    "This process as run.json records it: pid, host and the process's start time."
+    p = _proc(os.getpid())
+    return dict(pid=os.getpid(), host=socket.gethostname(), pid_start=p[1] if p else None)
+
+_ACTIVE: set = set()  # run folders this process is training in right now
+
+def owner_alive(status: dict, run_dir=None) -> bool:
+    "Whether the process named in `status` (a run.json) still runs: asked by pid on this host, by heartbeat age elsewhere."
+    pid, host = status.get("pid"), status.get("host")
+    if pid is None: return False  # a record from before run.json named its process
+    if host != socket.gethostname():
+        hb = status.get("heartbeat_time")
+        return hb is not None and time.time() - float(hb) < STALE_AFTER
+    if pid == os.getpid(): return run_dir is not None and str(Path(run_dir).resolve()) in _ACTIVE
+    p = _proc(pid)
+    if p is not None: return p[0] not in ("Z", "X") and status.get("pid_start") in (None, p[1])
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def _read_json(p) -> dict:
+    try: return json.loads(Path(p).read_text())
+    except (FileNotFoundError, ValueError): return {}
+
+def refuse_if_busy(run_dir):
+    "Raise `RunFolderError` naming the owner when a live run is training in `run_dir`."
+    st = _read_json(Path(run_dir) / "run.json")
+    if st.get("status") == "running" and owner_alive(st, run_dir):
+        raise RunFolderError(f"{run_dir} is in use: a {st.get('algorithm') or ''} run is training there (pid {st['pid']} on {st['host']}, "
+                             f"started {st.get('started')}, step {st.get('global_step', 0)}). A second run would overwrite its record and "
+                             "model: choose another output_dir, or stop that run first.")
+
 # %% ../nbs/03_runs.ipynb #64efc9aa
 _SECRET_KEYS = ("token", "secret", "password", "api_key", "apikey", "hf_token")
 
@@ -64,26 +218,68 @@ def redact(d):
 # %% ../nbs/03_runs.ipynb #1de7e2af
 _RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "run.json", "eval.json", "train_summary.json", "model")
 
+def _record_entries(run_dir) -> list:
+    "What a run leaves in its folder: the record files, checkpoints and leftovers of interrupted writes (not `previous/`, not other files)."
+    d = Path(run_dir)
+    if not d.is_dir(): return []
+    return [p for p in sorted(d.iterdir()) if p.name in _RECORD_FILES or _step_of(p) >= 0
+            or (p.name.startswith(".") and (".tmp" in p.name or ".old-" in p.name))]
+
+def _kept_lines(p, step) -> str:
+    "The lines of a JSONL file logged at or before `step` (a line cut off by an interrupt is dropped)."
+    out = []
+    for line in Path(p).read_text().splitlines():
+        try: row = json.loads(line)
+        except ValueError: continue
+        if row.get("step", 0) <= step: out.append(line + "\n")
+    return "".join(out)
+
 class RunWriter:
     "Appends a run's record to its folder; only the main process writes."
     def __init__(self, output_dir, is_main: bool = True):
         self.dir, self.is_main = Path(output_dir), is_main
-        if is_main: self.dir.mkdir(parents=True, exist_ok=True)
-        self._files = {}
+        if is_main: check_output_dir(self.dir)
+        self._files, self._status, self._beat = {}, None, 0.0
     def _append(self, name, obj):
         if not self.is_main: return
         f = self._files.get(name)
         if f is None: f = self._files[name] = open(self.dir / name, "a")
         f.write(json.dumps(_jsonable(obj)) + "\n"); f.flush()
-    def archive_existing(self) -> Path | None:
-        "Move an earlier run's record out of the way (into previous/N/) so a new run never mixes its curves with it."
-        if not self.is_main or not any((self.dir / f).exists() for f in _RECORD_FILES): return None
+    def _previous(self) -> Path:
         n = 1
         while (self.dir / "previous" / str(n)).exists(): n += 1
         dest = self.dir / "previous" / str(n); dest.mkdir(parents=True)
-        for f in _RECORD_FILES:
-            if (self.dir / f).exists(): os.replace(self.dir / f, dest / f)
         return dest
+    def archive_existing(self) -> Path | None:
+        "Move an earlier run's whole record (checkpoints and model included) into previous/N/; nothing is deleted."
+        entries = _record_entries(self.dir) if self.is_main else []
+        if not entries: return None
+        dest = self._previous()
+        for p in entries: os.replace(p, dest / p.name)
+        self._status = None
+        return dest
+    def rewind(self, step: int) -> Path | None:
+        "Before resuming from the checkpoint of `step`: what was recorded after it moves into previous/N/ (copies of the logs as they were)."
+        if not self.is_main: return None
+        later = [p for p in _record_entries(self.dir) if _step_of(p) > step or p.name.startswith(".")]
+        cut = {n: _kept_lines(self.dir / n, step) for n in ("metrics.jsonl", "samples.jsonl") if (self.dir / n).exists()}
+        cut = {n: text for n, text in cut.items() if text != (self.dir / n).read_text()}
+        if not later and not cut: return None
+        dest = self._previous()
+        for n in (*cut, "run.json"):
+            if (self.dir / n).exists(): shutil.copy2(self.dir / n, dest / n)
+        for p in later: os.replace(p, dest / p.name)
+        for n, text in cut.items(): atomic_write(self.dir / n, text)
+        atomic_write(dest / "set_aside.json", json.dumps({"reason": f"recorded after step {step}, set aside when the run resumed from its checkpoint",
+                                                          "resumed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+        self._status = None
+        return dest
+    def claim(self):
+        "Take the folder for this process's training; a `RunFolderError` while a live run holds it."
+        if not self.is_main: return
+        refuse_if_busy(self.dir)
+        _ACTIVE.add(str(self.dir.resolve()))
+    def release(self): _ACTIVE.discard(str(self.dir.resolve()))
     def write_config(self, cfg):
         "Save the resolved config as config.yaml (in-memory datasets and models are described, secrets redacted)."
         if not self.is_main: return
@@ -100,14 +296,29 @@ class RunWriter:
         "Append sampled completions (prompt, completion, rewards, reward, advantage) to samples.jsonl."
         for r in rows: self._append("samples.jsonl", {"step": int(step), **r})
     def write_json(self, name: str, obj):
-        "Write a JSON file (e.g. eval.json, run.json) atomically."
-        if self.is_main: atomic_write(self.dir / name, json.dumps(_jsonable(obj), indent=1))
+        "Write a JSON file (e.g. eval.json, run.json) atomically; on a full disk, in place (its own space is freed first)."
+        if not self.is_main: return
+        text = json.dumps(_jsonable(obj), indent=1)
+        try: atomic_write(self.dir / name, text)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+            with open(self.dir / name, "w") as f: f.write(text)
     def update_status(self, **kw):
         "Merge fields into run.json."
         if not self.is_main: return
-        p = self.dir / "run.json"
-        cur = json.loads(p.read_text()) if p.exists() else {}
-        self.write_json("run.json", {**cur, **kw})
+        if self._status is None: self._status = _read_json(self.dir / "run.json")
+        self._status = {**self._status, **kw}
+        self.write_json("run.json", self._status)
+    def replace_status(self, **fields):
+        "Write run.json as exactly `fields`."
+        if not self.is_main: return
+        self._status = dict(fields); self.write_json("run.json", self._status)
+    def heartbeat(self, step: int, force: bool = False):
+        "Record in run.json that training is alive at `step`; at most every `HEARTBEAT_EVERY` seconds unless `force`."
+        now = time.time()
+        if not self.is_main or (not force and now - self._beat < HEARTBEAT_EVERY): return
+        self._beat = now
+        self.update_status(global_step=int(step), heartbeat=time.strftime("%Y-%m-%dT%H:%M:%S"), heartbeat_time=round(now, 1))
     def close(self):
         for f in self._files.values(): f.close()
         self._files = {}
@@ -152,8 +363,10 @@ class Run:
     def config_object(self): return load_yaml(self.path / "config.yaml")
     @property
     def status(self) -> dict:
-        p = self.path / "run.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        "run.json; a run recorded as running whose process is gone reads as status 'died'."
+        st = _read_json(self.path / "run.json")
+        if st.get("status") == "running" and not owner_alive(st, self.path): st["status"] = "died"
+        return st
     @property
     def algorithm(self): return self.config.get("algorithm")
     @property
@@ -170,6 +383,25 @@ class Run:
     def eval(self) -> dict:
         p = self.path / "eval.json"
         return json.loads(p.read_text()) if p.exists() else {}
+    @property
+    def state(self) -> str:
+        "One line on where the run stands, e.g. 'died at step 4, last checkpoint 3 (pid 811 on vm is gone)' (see `run_state`)."
+        return run_state(self.path)
+    @property
+    def alive(self) -> bool:
+        "True while the process training this run still runs."
+        st = _read_json(self.path / "run.json")
+        return st.get("status") == "running" and owner_alive(st, self.path)
+    @property
+    def checkpoints(self) -> list:
+        "The complete checkpoints, oldest first."
+        return [p for p in list_checkpoints(self.path) if checkpoint_problem(p) is None]
+    def resume(self, checkpoint=True, **kw):
+        "A trainer that continues this run in its folder from `checkpoint` (True: the newest complete one); see `resume_run`."
+        return resume_run(self.path, checkpoint, **kw)
+    def fork(self, output_dir, checkpoint=None, **overrides):
+        "A new run in `output_dir` from a checkpoint's weights with config `overrides`; it records this run as its parent (see `fork_run`)."
+        return fork_run(self.path, output_dir, checkpoint, **overrides)
     def plot(self, keys=None, **kw):
         "Curves of this run's metrics (a matplotlib Figure; see `aligntune.plots.plot_metrics`)."
         from aligntune.plots import plot_metrics  # plots reads Runs, so it is imported here, not at the top
@@ -181,3 +413,88 @@ def list_runs(root) -> list:
     root = Path(root)
     runs = [p for p in root.iterdir() if p.is_dir() and ((p / "metrics.jsonl").exists() or (p / "run.json").exists())] if root.is_dir() else []
     return [Run(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime)]
+
+# %% ../nbs/03_runs.ipynb #02143504
+def _last_step(run_dir) -> int:
+    "The highest step in metrics.jsonl (0 when none)."
+    return max((r.get("step", 0) for r in _read_jsonl(Path(run_dir) / "metrics.jsonl")), default=0)
+
+def _ago(t) -> str:
+    s = int(max(time.time() - float(t), 0))
+    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
+
+def run_state(run_dir) -> str:
+    "One line on where the run in `run_dir` stands: running, died, interrupted, finished..., its step and its newest checkpoint."
+    d = Path(run_dir)
+    st = _read_json(d / "run.json")
+    s = st.get("status") or "no status"
+    if s == "running" and not owner_alive(st, d): s = "died"
+    step = max(int(st.get("global_step") or 0), _last_step(d))
+    ck = find_checkpoint(d, say=None)
+    cks = f", last checkpoint {checkpoint_info(ck)['step']}" if ck else ", no checkpoint"
+    who = f"pid {st.get('pid')} on {st.get('host')}"
+    if s == "running":
+        beat = f", heartbeat {_ago(st['heartbeat_time'])} ago" if st.get("heartbeat_time") else ""
+        return f"running at step {step}/{st.get('total_steps') or '?'}{cks} ({who}{beat})"
+    if s == "died": return f"died at step {step}{cks} ({who} is gone)" if st.get("pid") else f"died at step {step}{cks}"
+    if s == "failed": return f"failed at step {step}{cks}: {st.get('error')}"
+    return f"{s} at step {step}{cks}"
+
+# %% ../nbs/03_runs.ipynb #096b275c
+def resolve_resume(run_dir, resume, algorithm: str | None = None, say=print) -> Path | None:
+    "The checkpoint `resume` names (None/False: none; True/'auto': the newest complete one in `run_dir`; a path: that one), checked."
+    if resume is None or resume is False: return None
+    if resume is True or resume == "auto":
+        ck = find_checkpoint(run_dir, say=say)
+        if ck is None:
+            if say: say(f"aligntune: resume: {run_dir} has no complete checkpoint yet; training starts at step 0")
+            return None
+    else:
+        ck = Path(resume)
+        why = "it does not exist" if not ck.exists() else checkpoint_problem(ck)
+        if why: raise RunFolderError(f"resume={str(resume)!r} cannot be resumed from: {why}. Give a complete checkpoint folder "
+                                     "(…/checkpoint-N), or resume=True for the newest complete one in the run folder.")
+    info = checkpoint_info(ck)
+    if algorithm and info.get("algorithm") not in (None, algorithm):
+        raise RunFolderError(f"{ck} was written by a {info['algorithm']} run; this trainer runs {algorithm}. Resume with algorithm="
+                             f"{info['algorithm']!r}, or start a new run from its weights with Run(...).fork().")
+    if say: say(f"aligntune: resuming from {ck} (step {info['step']})")
+    return ck
+
+# %% ../nbs/03_runs.ipynb #395316d2
+def _must_give_again(cfg, kw, how: str):
+    "Refuse a saved config whose data, model or rewards were Python objects unless they are passed again."
+    from aligntune.config import ConfigError
+    for arg, value in (("train_dataset", cfg.dataset.name), ("model", cfg.model.name_or_path)):
+        if isinstance(value, str) and value.startswith("<in-memory") and kw.get(arg) is None:
+            raise ConfigError(f"This run trained on {value}, which its config cannot hold: pass it again, {how}({arg}=...).")
+    if cfg.spec.needs_reward and not (cfg.rewards or cfg.reward_model_name or kw.get("reward_functions")):
+        raise ConfigError(f"This {cfg.algorithm} run's rewards were Python functions, which its config cannot hold: pass them again, "
+                          f"{how}(reward_functions=[...]).")
+
+def resume_run(run_dir, checkpoint=True, **kw):
+    "A trainer that continues the run in `run_dir` from `checkpoint` (True: its newest complete one); `kw` go to `create_trainer`."
+    from aligntune.backends.core import BackendFactory
+    cfg = load_yaml(Path(run_dir) / "config.yaml")
+    cfg.training.output_dir = str(run_dir)
+    _must_give_again(cfg, kw, "Run.resume")
+    return BackendFactory.create_trainer(cfg, resume=checkpoint, **kw)
+
+_TRAINER_KW = ("model", "tokenizer", "train_dataset", "eval_dataset", "callbacks", "quiet", "reward_functions", "reward_weights")
+
+def fork_run(run_dir, output_dir, checkpoint=None, **overrides):
+    "A new run in `output_dir` starting from the weights of `checkpoint` (default: the newest complete one) of `run_dir`, with config `overrides`."
+    from aligntune.backends.core import BackendFactory
+    from aligntune.config import make_config
+    ck = Path(checkpoint) if checkpoint is not None else find_checkpoint(run_dir, say=None)
+    why = "it has no complete checkpoint" if ck is None else checkpoint_problem(ck)
+    if why: raise RunFolderError(f"Cannot fork {str(checkpoint or run_dir)!r}: {why}. Fork from a complete checkpoint (set training.save_steps "
+                                 "or save_minutes so the run writes them).")
+    if Path(output_dir).resolve() == Path(run_dir).resolve():
+        raise RunFolderError(f"fork needs a new output_dir; {str(output_dir)!r} is the parent run's folder. To continue that run, use Run.resume().")
+    kw = {k: overrides.pop(k) for k in _TRAINER_KW if k in overrides}
+    cfg = make_config(load_yaml(Path(run_dir) / "config.yaml"), **{"model.name_or_path": str(ck), "training.output_dir": str(output_dir), **overrides})
+    _must_give_again(cfg, kw, "Run.fork")
+    t = BackendFactory.create_trainer(cfg, **kw)
+    t.parent = dict(run=str(run_dir), checkpoint=str(ck), step=checkpoint_info(ck)["step"])
+    return t

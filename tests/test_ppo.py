@@ -11,12 +11,7 @@ from aligntune.ppo import PPOEngine, PPOModels, PPOModelError, check_ppo_model, 
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def one_thread():
-    "These models are tiny: one thread is as fast as two, and far faster when the cores are shared."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
 
 def tiny_lm(seed=0, initializer_range=0.1):
     "A ~60k-parameter Llama with a character tokenizer (pad 0, eos 1, 'a' = 3); see aligntune.models.char_model."

@@ -6,13 +6,13 @@ Docs: https://aligntune.github.io/aligntune/nbs/backends.core.html.md"""
 
 # %% ../../nbs/05_backends.core.ipynb #f62f7a13
 from __future__ import annotations
-import os, sys, time, importlib, importlib.util, json, shutil
+import os, sys, time, importlib, importlib.util, json, shutil, signal, threading, contextlib
 from pathlib import Path
 from ..config import (ConfigError, UnifiedConfig, BackendConfig, make_config, normalize_algorithm, get_algorithm,
                               ALGORITHMS, _did_you_mean)
-from ..runs import RunWriter, Run, atomic_dir
+from ..runs import RunWriter, Run, atomic_dir, refuse_if_busy, resolve_resume, checkpoint_problem, storage_error
 from ..models import generate
-from ..callbacks import Dispatcher, RunRecorder, ConsoleProgress
+from ..callbacks import Dispatcher, RunRecorder, ConsoleProgress, CheckpointTimer
 
 # %% auto #0
 __all__ = ['BACKEND_MODULES', 'BackendError', 'is_main_process', 'TrainerBase', 'SFTTrainerBase', 'RLTrainerBase',
@@ -35,17 +35,21 @@ class TrainerBase:
     "The interface every trainer implements: train, evaluate, save_model, generate, push_to_hub; events go through `events`."
     backend: str = ""
     def __init__(self, config: UnifiedConfig, model=None, tokenizer=None, train_dataset=None, eval_dataset=None, callbacks=None,
-                 reward_functions=None, reward_weights=None, quiet: bool = False):
+                 reward_functions=None, reward_weights=None, quiet: bool = False, resume=None):
         self.config, self.model, self.tokenizer = config, model, tokenizer
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.reward_functions, self.reward_weights = reward_functions, reward_weights
         self.output_dir = Path(config.training.output_dir)
-        self.run = RunWriter(self.output_dir, is_main=is_main_process())
+        self.run = RunWriter(self.output_dir, is_main=is_main_process())  # an unusable output_dir fails here, before anything loads
+        if self.run.is_main: refuse_if_busy(self.output_dir)
+        self.resume_from = resolve_resume(self.output_dir, resume, config.algorithm, say=print if is_main_process() else None)
+        self.parent = None  # {'run', 'checkpoint', 'step'} for a run forked from another run's checkpoint
         self.quiet = quiet  # True: no console progress (a live panel shows it instead)
         self.events = Dispatcher(self, [RunRecorder(self.run)] + ([ConsoleProgress()] if is_main_process() else []))
+        if config.training.save_minutes: self.events.add(CheckpointTimer(config.training.save_minutes))
         for cb in callbacks or []: self.events.add(cb)
         self.backend_reason = None
-        self._stop_requested = False
+        self._stop_requested, self._interrupted, self._checkpoint_requested, self._in_step = False, None, False, False
         if os.environ.get("ALIGNTUNE_QUIET"): _quiet_libraries()
     # what the table says about this trainer's algorithm
     @property
@@ -57,6 +61,9 @@ class TrainerBase:
         "Cheap checks run when the trainer is created (data columns, model path), so mistakes fail before training."
     def setup(self): raise NotImplementedError
     def _train(self) -> dict: raise NotImplementedError
+    def _save_checkpoint(self) -> Path | None:
+        "Write a checkpoint of the current step now and emit `save`; an engine without checkpoints returns None."
+        return None
     def _global_step(self) -> int: return 0
     def _total_steps(self) -> int | None: return self.config.training.max_steps
     # the public face listeners and panels use
@@ -77,35 +84,69 @@ class TrainerBase:
         return self.events.add(cb)
     def remove_callback(self, cb): self.events.remove(cb)
     def request_stop(self):
-        "Ask training to stop after the current step; the model is saved and the run ends cleanly."
+        "Ask training to stop after the current step; a checkpoint and the model are saved and the run ends cleanly."
         self._stop_requested = True
     def should_stop(self) -> bool:
         "True once a stop was requested, by `request_stop()` or a listener; engines ask this after every step."
         if not self._stop_requested and self.events.stop_requested(): self._stop_requested = True
         return self._stop_requested
+    def request_checkpoint(self):
+        "Ask for a checkpoint at the end of the current step (`callbacks.CheckpointTimer` asks every `training.save_minutes`)."
+        self._checkpoint_requested = True
+    def checkpoint_due(self) -> bool:
+        "True once after each `request_checkpoint()`; engines ask this after every step."
+        due, self._checkpoint_requested = self._checkpoint_requested, False
+        return due
     def train(self) -> dict:
-        "Train; returns {'global_step', 'metrics', 'output_dir', 'runtime', 'status'}."
+        "Train; returns {'global_step', 'metrics', 'output_dir', 'runtime', 'status'} (see below for Ctrl-C, stops and failures)."
         t0 = time.time()
         self.setup()
+        self.run.claim()  # refused while a live run holds the folder
+        try: return self._run_training(t0)
+        finally: self.run.release()
+    def _run_training(self, t0) -> dict:
+        "The body of `train`: events, the engine's loop, the end of the run whatever it is."
         self.events.emit("train_begin")
         status = "finished"
+        end = lambda st: {"global_step": self.global_step, "runtime": round(time.time() - t0, 2), "status": st}
         try:
-            res = self._train()
-            if self._stop_requested: status = "stopped"
+            with _stop_on_interrupt(self):
+                try: res = self._train()
+                except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: no waiting for the step to end
+                    self._interrupted = "now"
+                    res = {"global_step": self.global_step, "metrics": {}}
+            if self._interrupted: status = "interrupted"
+            elif self._stop_requested: status = "stopped"
+            if status != "finished":
+                self.events.emit("stop", step=res["global_step"], reason="interrupted" if status == "interrupted" else "stopped on request")
+                self._checkpoint_at_stop()
+            path = self.save_model(self.output_dir / "model")
+            self.events.emit("save", step=res["global_step"], path=str(path))
         except KeyboardInterrupt:
-            status, res = "interrupted", {"global_step": self.global_step, "metrics": {}}
+            self.events.emit("train_end", status="interrupted", result=end("interrupted")); raise
         except Exception as e:
-            self.events.emit("error", step=self.global_step, error=e)
-            self.events.emit("train_end", status="failed", result={"global_step": self.global_step, "runtime": round(time.time() - t0, 2)})
+            err = storage_error(e, self.output_dir)
+            for event, kw in (("error", dict(step=self.global_step, error=err or e)), ("train_end", dict(status="failed", result=end("failed")))):
+                try: self.events.emit(event, **kw)
+                except Exception as e2: print(f"aligntune: could not record the failure ({type(e2).__name__}: {e2})", file=sys.stderr)
+            if err is not None: raise err from e
             raise
-        if status != "finished":
-            self.events.emit("stop", step=res["global_step"], reason="interrupted" if status == "interrupted" else "stopped on request")
-        path = self.save_model(self.output_dir / "model")
-        self.events.emit("save", step=res["global_step"], path=str(path))
         res = {**res, "output_dir": str(self.output_dir), "runtime": round(time.time() - t0, 2), "status": status}
         self.events.emit("train_end", status=status, result=res)
         res.pop("summary", None)
         return res
+    def _mid_step(self) -> bool:
+        "True while an optimizer step is under way (the engines keep `_in_step`)."
+        return self._in_step
+    def _checkpoint_at_stop(self):
+        "A checkpoint of the step a stop or interrupt ended at, unless one exists or the interrupt cut a step in half."
+        step = self.global_step
+        if step <= 0 or not is_main_process() or int(os.environ.get("WORLD_SIZE", "1")) > 1: return None
+        if self._interrupted == "now" and self._mid_step():
+            print(f"aligntune: interrupted inside step {step + 1}: no checkpoint of a half-done step; the model is saved as it is", file=sys.stderr)
+            return None
+        ck = self.output_dir / f"checkpoint-{step}"
+        return ck if checkpoint_problem(ck) is None else self._save_checkpoint()
     def save_model(self, path=None):
         "Save the model and tokenizer to `path` (default: the run's `model/` folder) without leaving a half-written folder."
         path = Path(path or self.output_dir / "model")
@@ -138,6 +179,21 @@ class SFTTrainerBase(TrainerBase):
 
 class RLTrainerBase(TrainerBase):
     "Preference and reinforcement-learning trainers (the table's 'preference' and 'online_rl' kinds)."
+
+# %% ../../nbs/05_backends.core.ipynb #f54f35c2
+@contextlib.contextmanager
+def _stop_on_interrupt(trainer):
+    "While training in the main thread, the first Ctrl-C asks for a stop after the current step; a second one interrupts at once."
+    if threading.current_thread() is not threading.main_thread(): yield; return  # signals reach only the main thread
+    before = signal.getsignal(signal.SIGINT)
+    def handler(signum, frame):
+        if trainer._interrupted: raise KeyboardInterrupt
+        trainer._interrupted = "after step"; trainer.request_stop()
+        print(f"\naligntune: interrupted: finishing step {trainer.global_step + 1}, then saving a checkpoint and the model "
+              "(press Ctrl-C again to stop at once)", file=sys.stderr)
+    signal.signal(signal.SIGINT, handler)
+    try: yield
+    finally: signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
 
 # %% ../../nbs/05_backends.core.ipynb #ed1e8004
 BACKEND_MODULES = {"trl": "aligntune.backends.trl", "unsloth": "aligntune.backends.unsloth"}
@@ -207,14 +263,14 @@ class BackendFactory:
 
     @classmethod
     def create_trainer(cls, config, backend_config: BackendConfig | None = None, *, reward_functions=None, reward_weights=None,
-                       verbose: bool = True, **kw):
-        "An untrained trainer for `config` on the selected backend; `kw`: model, tokenizer, train/eval datasets, callbacks, quiet."
+                       verbose: bool = True, resume=None, **kw):
+        "An untrained trainer for `config` on the selected backend (`resume`: True or a checkpoint); `kw`: model, tokenizer, train/eval datasets, callbacks, quiet."
         config = make_config(config)
         funcs, weights = _check_rewards(config, reward_functions, reward_weights)
         config = _recorded_rewards(config, funcs, weights)
         backend, msg = cls.select(config.algorithm, backend_config or config.backend)
         if verbose and is_main_process(): print(f"aligntune: {msg}")
-        t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, **kw)
+        t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, resume=resume, **kw)
         t.backend_reason = msg
         t.check()
         return t
@@ -265,11 +321,13 @@ def _split_model(model_name):
         return model_name, getattr(model_name.config, "_name_or_path", "") or "<in-memory model>"
     return None, (str(model_name) if model_name is not None else None)
 
-_TRAINER_ARGS = ("tokenizer", "callbacks", "train_dataset", "eval_dataset", "quiet")
+_TRAINER_ARGS = ("tokenizer", "callbacks", "train_dataset", "eval_dataset", "quiet", "resume")
 
 def _create(algorithm, model_name, dataset_name, backend, fallback, config, reward_functions, reward_weights, **kw):
     "The shared body of the creators: keyword arguments become config overrides, the rest goes to the factory."
     model, name = _split_model(model_name)
+    if "resume_from_checkpoint" in kw:  # TRL's name for it
+        kw["resume"] = _alias("resume_from_checkpoint", kw.pop("resume_from_checkpoint"), "resume", kw.get("resume"))
     targs = {k: kw.pop(k) for k in _TRAINER_ARGS if k in kw}
     ov = {"model_name": name, **{k: v for k, v in kw.items() if v is not None}}
     ov = {k: v for k, v in ov.items() if v is not None}
@@ -281,19 +339,21 @@ def _create(algorithm, model_name, dataset_name, backend, fallback, config, rewa
 def create_sft_trainer(model_name=None, dataset_name=None, backend: str = "auto", output_dir: str | None = None,
                        num_epochs: float | None = None, max_steps: int | None = None, batch_size: int | None = None,
                        learning_rate: float | None = None, max_seq_length: int | None = None, max_samples: int | None = None,
-                       system_prompt: str | None = None, config=None, tokenizer=None, callbacks=None, fallback: bool = True, **overrides):
-    "A supervised fine-tuning trainer (untrained; call `.train()`)."
+                       system_prompt: str | None = None, config=None, tokenizer=None, callbacks=None, fallback: bool = True,
+                       resume=None, **overrides):
+    "A supervised fine-tuning trainer (untrained; call `.train()`); `resume=True` continues from the run folder's newest checkpoint."
     return _create("sft", model_name, dataset_name, backend, fallback, config, None, None, output_dir=output_dir,
                    num_epochs=num_epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                    max_seq_length=max_seq_length, max_samples=max_samples, system_prompt=system_prompt, tokenizer=tokenizer,
-                   callbacks=callbacks, **overrides)
+                   callbacks=callbacks, resume=resume, **overrides)
 
 def create_rl_trainer(model_name=None, dataset_name=None, algorithm: str | None = None, backend: str = "auto",
                       reward_functions=None, reward_weights=None, reward_model_name=None, output_dir: str | None = None,
                       num_epochs: float | None = None, max_steps: int | None = None, batch_size: int | None = None,
                       learning_rate: float | None = None, max_seq_length: int | None = None, max_samples: int | None = None,
-                      system_prompt: str | None = None, config=None, tokenizer=None, callbacks=None, fallback: bool = True, **overrides):
-    "A preference or RL trainer — DPO, KTO, ORPO, SimPO, PPO, RLOO or the GRPO family (untrained; call `.train()`)."
+                      system_prompt: str | None = None, config=None, tokenizer=None, callbacks=None, fallback: bool = True,
+                      resume=None, **overrides):
+    "A preference or RL trainer — DPO, KTO, ORPO, SimPO, PPO, RLOO or the GRPO family (untrained; call `.train()`); `resume` as for SFT."
     if algorithm is None and config is None:
         raise ConfigError(f"create_rl_trainer needs algorithm=, one of {', '.join(a for a in ALGORITHMS if get_algorithm(a).kind != 'supervised')}.")
     if algorithm is not None and get_algorithm(algorithm).kind == "supervised":
@@ -305,7 +365,7 @@ def create_rl_trainer(model_name=None, dataset_name=None, algorithm: str | None 
     return _create(algorithm, model_name, dataset_name, backend, fallback, config, reward_functions, reward_weights,
                    reward_model_name=reward_model_name, output_dir=output_dir, num_epochs=num_epochs, max_steps=max_steps,
                    batch_size=batch_size, learning_rate=learning_rate, max_seq_length=max_seq_length, max_samples=max_samples,
-                   system_prompt=system_prompt, tokenizer=tokenizer, callbacks=callbacks, **overrides)
+                   system_prompt=system_prompt, tokenizer=tokenizer, callbacks=callbacks, resume=resume, **overrides)
 
 def _alias(given, value, name, current):
     if current is not None: raise ConfigError(f"{given}= and {name}= are the same setting; pass only {name}=.")

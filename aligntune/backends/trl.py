@@ -10,6 +10,7 @@ import os, math, dataclasses, importlib, importlib.util
 from pathlib import Path
 from ..config import ConfigError, resolved_settings, completion_length
 from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_main_process
+from ..runs import save_checkpoint, mark_checkpoint
 from ..data import prepare_dataset, split_dataset, DataError
 from ..rewards import weighted_total
 from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config
@@ -66,8 +67,11 @@ def _event_relay(trainer):
         "TRL's hooks as aligntune events."
         def _stop(self, control):
             if trainer.should_stop(): control.should_training_stop = True
+        def on_step_begin(self, args, state, control, **kw): trainer._in_step = True
         def on_step_end(self, args, state, control, **kw):
+            trainer._in_step = False
             trainer.events.emit("step", step=state.global_step); self._stop(control)
+            if trainer.checkpoint_due(): control.should_save = True
         def on_log(self, args, state, control, logs=None, **kw):
             if not state.is_world_process_zero or not logs: return
             logs = dict(logs)
@@ -82,8 +86,49 @@ def _event_relay(trainer):
             if state.is_world_process_zero and metrics: trainer.events.emit("evaluate", step=state.global_step, metrics=dict(metrics))
         def on_save(self, args, state, control, **kw):
             if state.is_world_process_zero:
-                trainer.events.emit("save", step=state.global_step, path=str(Path(args.output_dir) / f"checkpoint-{state.global_step}"))
+                path = trainer.output_dir / f"checkpoint-{state.global_step}"
+                if args.world_size > 1: mark_checkpoint(path, state.global_step, algorithm=trainer.algorithm, engine="trl")
+                trainer.events.emit("save", step=state.global_step, path=str(path))
     return EventRelay()
+
+# %% ../../nbs/05a_backends.trl.ipynb #fb55f075
+_BUFFER = "generation_buffer.pt"  # the GRPO family's buffered completions, kept in a checkpoint when they outlive a step
+
+def _atomic_checkpoints(trainer):
+    "Send TRL's checkpoint writer through `runs.save_checkpoint`: written beside its place, marked complete, moved in, rotated."
+    tt = trainer.trl_trainer
+    if tt.args.world_size > 1: return
+    write_in_place = tt._save_checkpoint
+    def save(model, trial):
+        step = tt.state.global_step
+        def write(tmp):
+            out = tt.args.output_dir
+            tt.args.output_dir = str(tmp)  # TRL writes tmp/checkpoint-N (and its model card) ...
+            try: write_in_place(model, trial)
+            finally: tt.args.output_dir = out
+            inner = tmp / f"checkpoint-{step}"
+            for f in list(inner.iterdir()): os.replace(f, tmp / f.name)  # ... which becomes the folder itself
+            inner.rmdir()
+            _save_generation_buffer(tt, tmp)
+        save_checkpoint(trainer.output_dir, step, write, keep=trainer.config.training.save_total_limit, algorithm=trainer.algorithm, engine="trl")
+    tt._save_checkpoint = save
+
+def _save_generation_buffer(tt, folder):
+    "The GRPO family reuses one generation for several steps (`steps_per_generation`, `num_iterations`); TRL's checkpoint omits it."
+    if getattr(tt, "_buffered_inputs", None) is None or tt.args.steps_per_generation * getattr(tt, "num_iterations", 1) == 1: return
+    import torch
+    torch.save({"step": tt._step, "buffered_inputs": tt._buffered_inputs}, Path(folder) / _BUFFER)
+
+def _restore_trl_state(tt, checkpoint):
+    "What TRL's own resume leaves out: the generation buffer of the GRPO family, and the `num_tokens` count of SFT, DPO and KTO."
+    import json, torch
+    buf = Path(checkpoint) / _BUFFER
+    if buf.exists():
+        b = torch.load(buf, map_location=tt.accelerator.device)
+        tt._step, tt._buffered_inputs = b["step"], b["buffered_inputs"]
+    if hasattr(tt, "_total_train_tokens"):
+        seen = [r["num_tokens"] for r in json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("log_history", []) if "num_tokens" in r]
+        if seen: tt._total_train_tokens = seen[-1]
 
 # %% ../../nbs/05a_backends.trl.ipynb #958e2f9d
 def _text(x):
@@ -154,6 +199,7 @@ class _TRLTrainer(TrainerBase):
         self._load_model()
         self._load_data()
         self.trl_trainer = self._build()
+        _atomic_checkpoints(self)
         from transformers.trainer_callback import PrinterCallback
         self.trl_trainer.remove_callback(PrinterCallback)
         self.trl_trainer.add_callback(_event_relay(self))
@@ -208,11 +254,20 @@ class _TRLTrainer(TrainerBase):
             raise ConfigError(f"training.batch_size={t.batch_size} is larger than the dataset ({n} rows): an epoch would be a single short step. "
                               f"Lower batch_size to at most {n} or set max_steps.")
     def _train(self) -> dict:
-        out = self.trl_trainer.train()
+        ck = self.resume_from  # TRL restores weights, optimizer, scheduler, random states and the data position from it
+        if ck is not None: _restore_trl_state(self.trl_trainer, ck)
+        self.trl_trainer.train(resume_from_checkpoint=str(ck) if ck is not None else None)
         st = self.trl_trainer.state
         last = next((dict(r) for r in reversed(st.log_history) if "train_runtime" not in r and "eval_loss" not in r), {})
         last.pop("step", None)
         return dict(global_step=st.global_step, metrics=last, summary=getattr(self, "_summary", None))
+    def _save_checkpoint(self):
+        "A checkpoint of the current step, now (TRL's writer made atomic), with its `save` event."
+        tt = self.trl_trainer
+        tt._save_checkpoint(tt.model, trial=None)
+        path = self.output_dir / f"checkpoint-{tt.state.global_step}"
+        self.events.emit("save", step=tt.state.global_step, path=str(path))
+        return path
     def _global_step(self): return getattr(getattr(getattr(self, "trl_trainer", None), "state", None), "global_step", 0)
     def _total_steps(self):
         st = getattr(getattr(self, "trl_trainer", None), "state", None)
@@ -367,12 +422,15 @@ class TRLPPOTrainer(_TRLTrainer, RLTrainerBase):
         rm = self.config.reward_model_name
         self.engine = PPOEngine(self.model, self.tokenizer, self.config, self.train_dataset, reward_functions=fns or None,
                                 reward_weights=(weights + [1.0] if rm else weights) or None, reward_model=rm,
-                                events=self.events, should_stop=self.should_stop,
+                                events=self.events, should_stop=self.should_stop, should_save=self.checkpoint_due,
                                 num_logged_samples=max(self.config.training.sample_groups, 1))
     def _check_batch(self): pass
     def _train(self) -> dict:
+        if self.resume_from is not None: self.engine.load_checkpoint(self.resume_from)
         res = self.engine.train()
         return dict(global_step=res["global_step"], metrics=res.get("metrics") or {})
+    def _save_checkpoint(self): return self.engine.save_checkpoint()
+    def _mid_step(self): return getattr(self.engine, "in_step", False)
     def _global_step(self): return getattr(getattr(self, "engine", None), "global_step", 0)
     def _total_steps(self):
         e = getattr(self, "engine", None)
