@@ -336,6 +336,7 @@ class Plan:
         if "system" in c: m.append(f"{c['system']!r} as the system turn")
         if self.kind == "text" and self.layout in ("pairs", "implicit_pairs"): m.append("SFT trains on the chosen answers")
         if self.kind == "text" and "label" in c: m.append("SFT keeps the rows labelled good")
+        if c.get("prompt", "prompt").lower() != "prompt": m.append("as chat turns")
         return "; ".join(m)
 
 _NEED_WORDS = {"text": "{t} needs text, conversations or prompt/completion pairs",
@@ -502,10 +503,11 @@ def _label(v, i):
                         "KTO learns from completions marked desirable (true) or undesirable (false).") from None
 
 def _conversational(ds, plan, system_prompt) -> bool:
-    "Whether rows become chat messages: any message-list column in use, a system column with text, or a system prompt."
+    "Whether rows become chat messages: a dataset holding chats, a prompt from a question-like column, a system turn."
     if system_prompt: return True
-    kinds = _kinds(ds)
-    if any(kinds.get(c) == "messages" for r, c in plan.cols.items() if r not in ("system", "label", "input")): return True
+    p = plan.cols.get("prompt")
+    if p is not None and p.lower() != "prompt": return True  # a question, instruction or problem is a user turn, not text to continue
+    if "messages" in _kinds(ds).values(): return True  # a dataset of chats (UltraChat's prompt + messages): its prompt is a user turn
     s = plan.cols.get("system")
     return bool(s) and any(isinstance(v, str) and v.strip() for v in ds[s])
 
