@@ -126,6 +126,7 @@ class TrainerBase:
         "The original AlignTune's name for `generate` (its defaults: sampling at temperature 1); a note gives ours."
         from aligntune.config import _note_name
         _note_name("trainer.predict()", "trainer.generate()")
+        self.setup()
         return self.generate(inputs, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, **kw)
     def evaluate(self, eval_dataset=None, metrics=None, **kw) -> dict:
         "Evaluate on `eval_dataset` (default: the run's evaluation split); results are saved in eval.json."
