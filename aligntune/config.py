@@ -126,12 +126,12 @@ class PeftParams:
 class DatasetConfig:
     "Where the data comes from and how its columns map to what the algorithm needs."
     name: Any = ""  # hub id, local file or folder; in Python also a list of dicts, a DataFrame or a datasets.Dataset
-    split: str = "train"  # split to train on
-    subset: str | None = None  # hub dataset configuration name
+    split: str = "train"  # split to train on: a name or a slice, e.g. 'train_prefs' or 'train[:10%]'
+    subset: str | None = None  # configuration of a hub dataset or snapshot folder, e.g. 'main' for GSM8K
     column_mapping: dict = field(default_factory=dict)  # rename columns, e.g. {'question': 'prompt'}
     system_prompt: str | None = None  # system message added to every conversation
     max_samples: int | None = None  # keep only the first N rows
-    eval_split: str | None = None  # split to evaluate on; None splits `eval_size` off the training data
+    eval_split: str | None = None  # split (or slice) to evaluate on; None splits `eval_size` off the training data
     eval_size: float = 0.0  # fraction (0-1) or number of rows held out for evaluation
     shuffle_seed: int = 0  # seed for the train/eval split
     def __post_init__(self):

@@ -70,8 +70,9 @@ def _mixed_types(rows, err):
             if t is not None: seen.setdefault(t, i)
         if len(seen) > 1:
             (t1, i1), (t2, i2) = list(seen.items())[:2]
+            fix = "all message lists (a string s as [{'role': 'user', 'content': s}])" if "message list" in seen else f"all strings ({k!r}: str(value))"
             return DataError(f"Column {k!r} mixes types: row {i1} holds a {t1}, row {i2} a {t2}. A column needs one type. "
-                             f"Fix: make them one type, e.g. all strings ({k!r}: str(value)) or all message lists.")
+                             f"Fix: make them one type, e.g. {fix}.")
     return DataError(f"The rows cannot be made into a dataset ({type(err).__name__}: {str(err).splitlines()[0][:200]}).")
 
 # %% ../nbs/01_data.ipynb #2908410f
@@ -331,7 +332,8 @@ class Plan:
         if self.layout == "implicit_pairs": m.append(f"prompt cut from {c['chosen']!r} at its last assistant turn")
         elif self.layout == "dialogue_text": m.append(f"prompt cut from the dialogues in {c['text']!r} at the last assistant turn")
         elif self.layout == "messages" and self.kind != "text": m.append(f"prompt = the turns of {c['messages']!r} before the last assistant turn")
-        m += [f"{r} <- {v!r}" for r, v in c.items() if r != v and r not in ("input", "system") and not (self.layout == "implicit_pairs" and r == "chosen")]
+        m += [f"{r} <- {v!r}" for r, v in c.items() if r != v and r not in ("input", "system") and not (self.layout == "implicit_pairs" and r == "chosen")
+              and not (self.layout == "messages" and self.kind != "text")]
         if "input" in c: m.append(f"{c['input']!r} appended to the prompt")
         if "system" in c: m.append(f"{c['system']!r} as the system turn")
         if self.kind == "text" and self.layout in ("pairs", "implicit_pairs"): m.append("SFT trains on the chosen answers")
@@ -381,7 +383,10 @@ def plan_columns(data, algorithm) -> Plan:
     f, nulls = find_roles(data)
     def pick(*roles): return {r: f[r] for r in roles if r in f}
     if "prompt" in nulls and "prompt" not in f and "chosen" in f:  # a prompt column with nothing in it: no guessing from the answers
-        raise _no_plan(kinds, algorithm, key, f, nulls, extra=f"Fill {nulls['prompt']!r} in, or drop it to have the prompt cut from the dialogues in {f['chosen']!r}.")
+        col = nulls["prompt"]
+        raise DataError(f"Column {col!r} is null in every row, so it cannot be the prompt; columns found ({', '.join(kinds)}). "
+                        f"Fix: fill {col!r} in, map another column to the prompt (column_mapping={{'your_column': 'prompt'}}), "
+                        f"or drop {col!r} to have the prompt cut from the dialogues in {f['chosen']!r}.")
     ctx = pick("system", "input")
     if key == "text":
         if "messages" in f: return Plan(key, "messages", {**pick("messages"), **pick("system")})
@@ -412,8 +417,6 @@ def check_columns(columns, algorithm) -> str:
     return detect_format(columns, algorithm)
 
 # %% ../nbs/01_data.ipynb #1b397089
-def _is_chat(v): return isinstance(v, list) and all(isinstance(m, dict) and "role" in m for m in v)
-
 def _as_messages(v):
     "ShareGPT-style {from, value} turns become {role, content} messages (extra keys such as `weight` are dropped)."
     if not isinstance(v, list): return v

@@ -242,7 +242,13 @@ def test_seed_custom_reward_compute_text_drives_training(tiny_model, tmp_path, a
     from aligntune import Run
     from aligntune.rewards import RewardRegistry
     from aligntune.toy import addition_facts, prompt_rows
-    RewardRegistry.register_reward("custom", _seed_reward())
+    RewardRegistry.register_reward("custom", _seed_reward())  # as the original's docs do; taken out again below
+    try: _train_seed_reward(tiny_model, tmp_path, algo)
+    finally: RewardRegistry._entries.pop("custom", None)
+
+def _train_seed_reward(tiny_model, tmp_path, algo):
+    from aligntune import Run
+    from aligntune.toy import addition_facts, prompt_rows
     kw = (dict(max_steps=16, batch_size=32, num_generations=8, max_completion_length=6) if algo == "grpo" else
           dict(max_steps=8, batch_size=32, max_completion_length=6, num_ppo_epochs=4, num_mini_batches=4, kl_coef=0.0, temperature=1.0))
     res = create_rl_trainer(tiny_model, prompt_rows(addition_facts()), algorithm=algo, reward_functions=["custom"], learning_rate=1e-2,
