@@ -387,6 +387,11 @@ def plan_columns(data, algorithm) -> Plan:
         raise DataError(f"Column {col!r} is null in every row, so it cannot be the prompt; columns found ({', '.join(kinds)}). "
                         f"Fix: fill {col!r} in, map another column to the prompt (column_mapping={{'your_column': 'prompt'}}), "
                         f"or drop {col!r} to have the prompt cut from the dialogues in {f['chosen']!r}.")
+    if {"message_id", "parent_id"} <= {c.lower() for c in kinds}:  # OpenAssistant oasst1/oasst2: one row per message of a tree
+        raise DataError(f"These rows are single messages of conversation trees (columns {', '.join(list(kinds)[:6])}, ...), as OpenAssistant's "
+                        "oasst1/oasst2 keep them: training on each message alone would teach nothing. Use a flattened release "
+                        "(OpenAssistant/oasst_top1_2023-08-25, timdettmers/openassistant-guanaco), or join each path from a root to a "
+                        "reply into a 'messages' column of {role, content} turns.")
     ctx = pick("system", "input")
     if key == "text":
         if "messages" in f: return Plan(key, "messages", {**pick("messages"), **pick("system")})
