@@ -14,7 +14,7 @@ _LAZY = {
     "config": ["ConfigError", "ConfigWarning", "UnifiedConfig", "ModelConfig", "DatasetConfig", "TrainingConfig",
                "PeftParams", "BackendConfig", "RewardConfig", "SFTParams", "DPOParams", "KTOParams", "ORPOParams", "SimPOParams",
                "GRPOParams", "RLOOParams", "PPOParams", "make_config", "load_yaml", "save_yaml", "ALGORITHMS", "Algorithm",
-               "get_algorithm", "algorithms"],
+               "get_algorithm", "algorithms", "NameNote"],
     "callbacks": ["Callback", "Dispatcher", "EVENTS", "StopAfter"],
     "data": ["DataError", "load_data", "prepare_dataset", "detect_format", "split_dataset"],
     "models": ["ModelError", "load_model", "build_tiny_model", "tiny_model_path", "hardware"],
@@ -26,14 +26,17 @@ _LAZY = {
                 "create_composite_reward", "score_rewards"],
     "eval": ["Evaluator", "EvalTask", "TaskCategory", "run_lm_eval"],
     "widgets": ["ConfigPanel", "TrainPanel", "SampleInspector", "RunCompare", "EvalView", "RewardWorkbench"],
+    "compat": ["get_backend_status", "TrainingType", "BackendType", "RLAlgorithm"],  # the original AlignTune's names
 }
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 __all__ = sorted(_WHERE)
 
 def __getattr__(name):
     mod = _WHERE.get(name)
-    if mod is None: raise AttributeError(f"module 'aligntune' has no attribute {name!r}")
     import importlib
+    if mod is None:
+        hint = importlib.import_module("aligntune.compat").pointer(name) if not name.startswith("_") else None
+        raise AttributeError(f"module 'aligntune' has no attribute {name!r}" + (f": that is the original AlignTune's name; use {hint}." if hint else ""))
     value = getattr(importlib.import_module(f"aligntune.{mod}"), name)
     globals()[name] = value
     return value

@@ -6,18 +6,18 @@ Docs: https://aligntune.github.io/aligntune/nbs/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #f44af71c
 from __future__ import annotations
-import dataclasses, difflib, warnings, os, re
+import dataclasses, difflib, functools, warnings, os, re
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'SCHEDULERS', 'DPO_LOSS_TYPES', 'GRPO_LOSS_TYPES', 'SCALE_REWARDS', 'BACKENDS', 'KINDS', 'DATA_KINDS',
-           'ALGORITHMS', 'GRPO_FAMILY', 'GRPO_PRESETS', 'ConfigError', 'ConfigWarning', 'ModelConfig', 'PeftParams',
-           'DatasetConfig', 'TrainingConfig', 'SFTParams', 'DPOParams', 'GRPOParams', 'RLOOParams', 'KTOParams',
-           'ORPOParams', 'SimPOParams', 'PPOParams', 'RewardConfig', 'BackendConfig', 'Algorithm',
-           'normalize_algorithm', 'get_algorithm', 'algorithms', 'UnifiedConfig', 'config_from_dict', 'save_yaml',
-           'load_yaml', 'resolve_key', 'apply_overrides', 'parse_set', 'make_config', 'resolved_settings',
+           'ALGORITHMS', 'GRPO_FAMILY', 'GRPO_PRESETS', 'ConfigError', 'ConfigWarning', 'NameNote', 'ModelConfig',
+           'PeftParams', 'DatasetConfig', 'TrainingConfig', 'SFTParams', 'DPOParams', 'GRPOParams', 'RLOOParams',
+           'KTOParams', 'ORPOParams', 'SimPOParams', 'PPOParams', 'RewardConfig', 'original_names', 'BackendConfig',
+           'Algorithm', 'normalize_algorithm', 'get_algorithm', 'algorithms', 'UnifiedConfig', 'config_from_dict',
+           'save_yaml', 'load_yaml', 'resolve_key', 'apply_overrides', 'parse_set', 'make_config', 'resolved_settings',
            'completion_length']
 
 # %% ../nbs/00_config.ipynb #ad201f2d
@@ -27,6 +27,12 @@ class ConfigError(ValueError):
 class ConfigWarning(UserWarning):
     "A config combination that runs but is probably not what was meant."
 
+class NameNote(UserWarning):
+    "A name from the original AlignTune was accepted; the note gives aligntune's name for it."
+
+def _note_name(given: str, ours: str, stacklevel: int = 3):
+    warnings.warn(f"{given} is the original AlignTune's name; aligntune calls it {ours}.", NameNote, stacklevel=stacklevel)
+
 # %% ../nbs/00_config.ipynb #f106a87a
 def _near(word, choices, n=3):
     "Close matches of `word` among `choices`, for did-you-mean messages."
@@ -34,6 +40,13 @@ def _near(word, choices, n=3):
 
 def _did_you_mean(word, choices):
     m = _near(word, choices)
+    return f" Did you mean {' or '.join(repr(x) for x in m)}?" if m else ""
+
+def _suggest(word, choices) -> str:
+    "A did-you-mean for setting names: names that contain the word (or are contained in it), else only close spellings."
+    w, names = str(word).lower(), list(dict.fromkeys(map(str, choices)))
+    subs = [n for n in names if len(n) > 3 and (n in w or (len(w) > 3 and w in n))]
+    m = subs[:3] or difflib.get_close_matches(w, names, n=3, cutoff=0.75)
     return f" Did you mean {' or '.join(repr(x) for x in m)}?" if m else ""
 
 def _bad(field_name, value, expected, fix=None):
@@ -113,12 +126,12 @@ class PeftParams:
 class DatasetConfig:
     "Where the data comes from and how its columns map to what the algorithm needs."
     name: Any = ""  # hub id, local file or folder; in Python also a list of dicts, a DataFrame or a datasets.Dataset
-    split: str = "train"  # split to train on
-    subset: str | None = None  # hub dataset configuration name
+    split: str = "train"  # split to train on: a name or a slice, e.g. 'train_prefs' or 'train[:10%]'
+    subset: str | None = None  # configuration of a hub dataset or snapshot folder, e.g. 'main' for GSM8K
     column_mapping: dict = field(default_factory=dict)  # rename columns, e.g. {'question': 'prompt'}
     system_prompt: str | None = None  # system message added to every conversation
     max_samples: int | None = None  # keep only the first N rows
-    eval_split: str | None = None  # split to evaluate on; None splits `eval_size` off the training data
+    eval_split: str | None = None  # split (or slice) to evaluate on; None splits `eval_size` off the training data
     eval_size: float = 0.0  # fraction (0-1) or number of rows held out for evaluation
     shuffle_seed: int = 0  # seed for the train/eval split
     def __post_init__(self):
@@ -356,6 +369,30 @@ class RewardConfig:
 
 BACKENDS = ("auto", "trl", "unsloth")
 
+def original_names(table: dict):
+    "Class decorator: the original AlignTune's keyword names for a dataclass, each mapped to ours (with a note) or refused with the reason."
+    def deco(cls):
+        init = cls.__init__
+        @functools.wraps(init)
+        def __init__(self, *args, **kw):
+            for k in [k for k in kw if k in table]:
+                how = table[k]
+                if isinstance(how, str):
+                    raise ConfigError(f"{cls.__name__}({k}=...) is the original AlignTune's; aligntune has no such field: {how}")
+                ours, conv = how
+                if ours in kw: raise ConfigError(f"{cls.__name__}: {k}= and {ours}= are the same setting; pass only {ours}=.")
+                _note_name(f"{cls.__name__}({k}=)", f"{ours}=", stacklevel=3)
+                v = kw.pop(k)
+                kw[ours] = conv(v) if conv else v
+            init(self, *args, **kw)
+        cls.__init__ = __init__
+        cls._original_names = table
+        return cls
+    return deco
+
+@original_names({"training_type": "aligntune reads the training type from the algorithm (algorithm='sft' is supervised fine-tuning, "
+                                  "the others are RL; create_sft_trainer / create_rl_trainer choose it). Use BackendConfig(backend='trl').",
+                 "backend_type": ("backend", None)})
 @dataclass
 class BackendConfig:
     "Which engine trains the model."
@@ -521,13 +558,15 @@ class UnifiedConfig:
 _ALIASES = {("ppo", "response_length"): "max_completion_length"}
 
 def _from_dict(cls, d, where):
-    "Build dataclass `cls` from mapping `d`; unknown keys fail with a did-you-mean."
+    "Build dataclass `cls` from mapping `d`; unknown keys fail with a did-you-mean (or the original AlignTune's reason)."
     if not isinstance(d, dict): raise _bad(where, d, f"a mapping of {cls.__name__} fields")
     names = [f.name for f in fields(cls)]
     d = {_ALIASES.get((where, k), k): v for k, v in d.items()}
+    orig = getattr(cls, "_original_names", {})
     for k in d:
         if k not in names:
-            raise ConfigError(f"Unknown key {where + '.' if where else ''}{k!r} in {cls.__name__}.{_did_you_mean(k, names)} "
+            if isinstance(orig.get(k), str): raise ConfigError(f"{where}.{k} is the original AlignTune's; aligntune has no such key: {orig[k]}")
+            raise ConfigError(f"Unknown key {where + '.' if where else ''}{k!r} in {cls.__name__}.{_suggest(k, names)} "
                               f"Known keys: {', '.join(names)}.")
     try: return cls(**d)
     except TypeError as e: raise ConfigError(f"{where}: {e}") from None
@@ -614,6 +653,25 @@ _SHORTCUTS = {"num_epochs": "training.num_epochs", "model_name": "model.name_or_
               "lora_r": "peft.r", "use_peft": "peft.enabled", "lora_alpha": "peft.lora_alpha", "lora_dropout": "peft.lora_dropout",
               "max_length": "model.max_seq_length", "per_device_train_batch_size": "training.batch_size"}
 
+_QLORA = "QLoRA is use_peft=True with peft.method='qlora' (a CUDA GPU and bitsandbytes)."
+_EVAL = "evaluation metrics are chosen when evaluating: aligntune.eval.Evaluator(trainer).evaluate(metrics=['perplexity', 'rouge', 'bleu'])."
+# the original AlignTune's flat settings: aligntune's dotted path (accepted with a note), or why there is none and what to use
+_ORIGINAL = {"lora_target_modules": "peft.target_modules", "target_modules": "peft.target_modules", "lr_scheduler": "training.lr_scheduler_type",
+             "epochs": "training.num_epochs", "config_name": "dataset.subset", "dataset_config": "dataset.subset",
+             "task_type": "aligntune reads the task from the dataset's columns (see aligntune.data.plan_columns) and always trains a causal LM. "
+                          "Drop task_type; point at your columns with column_mapping if needed.",
+             "training_type": "the algorithm says it (algorithm='sft' is supervised fine-tuning, the others are RL). Drop training_type.",
+             "max_prompt_length": "aligntune does not cut prompts separately: model.max_seq_length caps prompt + completion. "
+                                  "Drop it, or raise max_seq_length.",
+             "percent": "take a slice of the split instead, e.g. split='train[:10%]'.",
+             "load_in_4bit": _QLORA, "quantization": _QLORA,
+             "device_map": "aligntune places the model itself (model.precision picks the dtype; several GPUs go through accelerate or torchrun). Drop it.",
+             "loggers": "use report_to='tensorboard' (or 'wandb', 'none').",
+             "group_by_length": "aligntune does not sort batches by length. Drop it.",
+             "compute_perplexity": _EVAL, "compute_rouge": _EVAL, "compute_bleu": _EVAL}
+# a setting of another algorithm's group that means the same in this one: (key, this algorithm's group) -> field
+_SAME_MEANING = {("kl_coef", "grpo"): "beta", ("kl_coef", "rloo"): "beta", ("beta", "ppo"): "kl_coef"}
+
 def resolve_key(key: str, algorithm: str = "grpo") -> str:
     "Dotted path (`group.field`) for a flat keyword such as `num_generations`, preferring the algorithm's own group."
     if "." in key:
@@ -627,11 +685,25 @@ def resolve_key(key: str, algorithm: str = "grpo") -> str:
     own = get_algorithm(algorithm).settings
     key = _ALIASES.get((own, key), key)
     m = _flat_fields()
+    if key not in m and key in _ORIGINAL:
+        ours = _ORIGINAL[key]
+        if ours.split(".")[0] not in _GROUPS:
+            raise ConfigError(f"{key!r} is a setting of the original AlignTune that aligntune does not have: {ours}")
+        _note_name(key, ours, stacklevel=4)
+        return ours
     if key not in m:
-        raise ConfigError(f"Unknown setting {key!r}.{_did_you_mean(key, list(m) + list(_SHORTCUTS))} "
+        raise ConfigError(f"Unknown setting {key!r}.{_suggest(key, list(m) + list(_SHORTCUTS))} "
                           "Use a field name such as learning_rate or num_generations, or a dotted path such as grpo.beta.")
     groups = m[key]
     if own in groups: return f"{own}.{key}"
+    if (key, own) in _SAME_MEANING:
+        ours = f"{own}.{_SAME_MEANING[(key, own)]}"
+        warnings.warn(f"{key} is the KL coefficient ({groups[0]}.{key} elsewhere); for {algorithm} it is {ours}.", NameNote, stacklevel=4)
+        return ours
+    algo_groups = {a.settings for a in ALGORITHMS.values()}
+    if all(g in algo_groups for g in groups):  # another algorithm's setting: this one would never read it
+        raise ConfigError(f"{key!r} is a setting of {' and '.join(f'{g}.{key}' for g in groups)}; {algorithm} does not read it, so it would have no "
+                          f"effect. Drop it, or set it with its dotted path ({groups[0]}.{key}) to keep it for that algorithm.")
     if len(groups) == 1: return f"{groups[0]}.{key}"
     raise ConfigError(f"{key!r} is ambiguous for algorithm {algorithm!r}: it exists in {', '.join(groups)}. Use a dotted path such as {groups[0]}.{key}.")
 

@@ -6,39 +6,98 @@ Docs: https://aligntune.github.io/aligntune/nbs/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #af182ecb
 from __future__ import annotations
-import os
+import os, re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from .config import ConfigError, get_algorithm, _did_you_mean
 
 # %% auto #0
-__all__ = ['BUILTIN_DATASETS', 'FORMATS', 'NEEDS', 'DataError', 'load_data', 'builtin_dataset', 'detect_format',
-           'suggest_mapping', 'check_columns', 'prepare_dataset', 'split_dataset']
+__all__ = ['BUILTIN_DATASETS', 'ROLES', 'RESERVED', 'HIDDEN', 'REFERENCES', 'DataError', 'load_data', 'pick_split',
+           'builtin_dataset', 'readme_configs', 'split_transcript', 'parse_transcript', 'find_roles', 'Plan',
+           'plan_columns', 'detect_format', 'check_columns', 'prepare_dataset', 'split_dataset', 'shown_columns',
+           'ensure_column']
 
 # %% ../nbs/01_data.ipynb #89ff27b5
 class DataError(ValueError):
     "A dataset that cannot be used as asked; the message lists what was found, what is needed and how to fix it."
 
-_EXT = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text", ".arrow": "arrow"}
+_EXT = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text", ".arrow": "arrow"}
+_COMPRESSION = (".gz", ".bz2", ".xz", ".zst")
+
+def _file_kind(p: Path) -> str | None:
+    "The datasets builder for a data file, looking through a compression suffix (`x.jsonl.gz` is json)."
+    sfx = [s.lower() for s in p.suffixes]
+    if sfx and sfx[-1] in _COMPRESSION: sfx = sfx[:-1]
+    return _EXT.get(sfx[-1]) if sfx else None
+
+def _is_data_file(p: Path) -> bool: return p.is_file() and _file_kind(p) is not None and not p.name.startswith(".")
 
 def load_data(source, split: str | None = "train", subset: str | None = None):
-    "A `datasets.Dataset` (or `DatasetDict` when `split=None`) from any supported source."
+    "A `datasets.Dataset` (or `DatasetDict` when `split=None`) from any supported source; `split` may slice, e.g. 'train[:10%]'."
     import datasets
     if isinstance(source, (datasets.Dataset, datasets.DatasetDict)): ds = source
     elif isinstance(source, list):
         if not source: raise DataError("The dataset is an empty list: there is nothing to train on.")
         if not all(isinstance(r, dict) for r in source): raise DataError(f"A list dataset must hold dicts (rows); got {type(source[0]).__name__}.")
-        ds = datasets.Dataset.from_list(source)
+        ds = _from_rows(source)
     elif isinstance(source, dict): ds = datasets.Dataset.from_dict(source)
     elif type(source).__name__ == "DataFrame": ds = datasets.Dataset.from_pandas(source, preserve_index=False)
     elif isinstance(source, str) and source.startswith("aligntune:"): ds = datasets.Dataset.from_list(builtin_dataset(source))
-    elif isinstance(source, (str, os.PathLike)): ds = _load_path_or_hub(str(source), split, subset)
+    elif isinstance(source, (str, os.PathLike)): return _load_path_or_hub(str(source), split, subset)
     else: raise DataError(f"Cannot load a dataset from a {type(source).__name__}. Give a hub id, a file or folder path, a list of dicts, "
                           "a pandas DataFrame or a datasets.Dataset.")
-    if isinstance(ds, datasets.DatasetDict) and split is not None:
-        if split not in ds: raise DataError(f"Split {split!r} not found; the dataset has {', '.join(ds)}.{_did_you_mean(split, list(ds))}")
-        ds = ds[split]
-    return ds
+    if subset is not None: raise DataError(f"subset={subset!r} names a configuration of a hub dataset or snapshot folder; an in-memory dataset has none. Drop subset=.")
+    return pick_split(ds, split)
 
+def _from_rows(rows):
+    "A Dataset from a list of dicts; a column holding values of different types is an error naming it."
+    import datasets, pyarrow as pa
+    try: return datasets.Dataset.from_list(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as e:
+        raise _mixed_types(rows, e) from None
+
+def _kind_of(v):
+    if v is None: return None
+    if isinstance(v, list): return "message list" if v and all(isinstance(m, dict) for m in v) else "list"
+    return type(v).__name__
+
+def _mixed_types(rows, err):
+    for k in dict.fromkeys(k for r in rows for k in r):
+        seen = {}
+        for i, r in enumerate(rows):
+            t = _kind_of(r.get(k))
+            if t is not None: seen.setdefault(t, i)
+        if len(seen) > 1:
+            (t1, i1), (t2, i2) = list(seen.items())[:2]
+            fix = "all message lists (a string s as [{'role': 'user', 'content': s}])" if "message list" in seen else f"all strings ({k!r}: str(value))"
+            return DataError(f"Column {k!r} mixes types: row {i1} holds a {t1}, row {i2} a {t2}. A column needs one type. "
+                             f"Fix: make them one type, e.g. {fix}.")
+    return DataError(f"The rows cannot be made into a dataset ({type(err).__name__}: {str(err).splitlines()[0][:200]}).")
+
+# %% ../nbs/01_data.ipynb #2908410f
+def pick_split(ds, split):
+    "The `split` of `ds`: a name, a slice ('train[:10%]', 'train[5:20]') or a sum ('train+test'); a single Dataset is the 'train' split."
+    import datasets
+    if split is None: return ds
+    if isinstance(ds, datasets.Dataset):
+        if split == "train": return ds
+        ds = datasets.DatasetDict(train=ds)
+    try: ri = datasets.ReadInstruction.from_spec(split)
+    except (AssertionError, ValueError) as e:
+        raise DataError(f"split={split!r} is not a split name or slice ({e}). Examples: 'train', 'train[:10%]', 'train[100:200]', 'train+test'.") from None
+    names = {k: len(v) for k, v in ds.items()}
+    want = [re.split(r"[\[(]", s.strip())[0] for s in split.split("+")]
+    for w in want:
+        if w not in names:
+            raise DataError(f"Split {w!r} not found; the dataset has {', '.join(names)}.{_did_you_mean(w, list(names))}"
+                            + (" A single file or in-memory dataset is one split, 'train'." if list(names) == ["train"] else ""))
+    try: parts = ri.to_absolute(names)
+    except (AssertionError, ValueError) as e: raise DataError(f"split={split!r}: {e}") from None
+    sel = [ds[p.splitname].select(range(p.from_, p.to)) if (p.from_, p.to) != (0, names[p.splitname]) else ds[p.splitname] for p in parts]
+    return sel[0] if len(sel) == 1 else datasets.concatenate_datasets(sel)
+
+# %% ../nbs/01_data.ipynb #b605111a
 BUILTIN_DATASETS = ("addition-sft", "addition-sft-seen", "addition-preference", "addition-prompts")
 
 def builtin_dataset(name: str) -> list:
@@ -52,161 +111,393 @@ def builtin_dataset(name: str) -> list:
     if key == "addition-preference": return toy.preference_rows(toy.addition_facts("seen"))
     return toy.prompt_rows(toy.addition_facts())
 
+# %% ../nbs/01_data.ipynb #66c8a2a6
+@contextmanager
+def _progress(show: bool):
+    "datasets' progress bars on only for large loads and conversions."
+    from datasets.utils import logging as dl
+    was = dl.is_progress_bar_enabled()
+    if was and not show: dl.disable_progress_bar()
+    try: yield
+    finally:
+        if was and not show: dl.enable_progress_bar()
+
+def _big(p: Path) -> bool:
+    "Over 100 MB of data: worth a progress bar."
+    files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) > 100e6
+
+def _load_file(p: Path, split, subset):
+    import datasets
+    kind = _file_kind(p)
+    if kind is None:
+        raise DataError(f"{str(p)!r}: unknown file type {''.join(p.suffixes) or '(none)'!r}. Supported: {', '.join(sorted(_EXT))}, "
+                        f"each optionally compressed ({', '.join(_COMPRESSION)}).")
+    if subset is not None: raise DataError(f"subset={subset!r}: a single file has no configurations. Drop subset=, or give the snapshot folder.")
+    kw = {"delimiter": "\t"} if kind == "csv" and ".tsv" in [s.lower() for s in p.suffixes] else {}
+    try:
+        with _progress(_big(p)): ds = datasets.load_dataset(kind, data_files={"train": str(p)}, **kw)
+    except Exception as e: raise _load_error(p, e) from None
+    return pick_split(ds, split)
+
+def _load_error(p, e):
+    msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+    col = re.search(r"Column\(/?([^)/]+)\) changed from (\w+) to (\w+)", str(e))
+    if col:
+        return DataError(f"{str(p)!r}: column {col.group(1)!r} mixes types ({col.group(2)} in some rows, {col.group(3)} in others). "
+                         f"A column needs one type: fix the file, e.g. write every {col.group(1)!r} as a string or every one as a message list.")
+    return DataError(f"Could not read {str(p)!r} ({type(e).__name__}: {msg}).")
+
+def _readme_entries(folder) -> list:
+    "The `configs:` entries of the YAML header of a snapshot's README.md ([] when it declares none)."
+    p = Path(folder) / "README.md"
+    if not p.exists(): return []
+    m = re.match(r"---\s*\n(.*?)\n---\s*(\n|$)", p.read_text(errors="replace"), flags=re.S)
+    if not m: return []
+    import yaml
+    try: head = yaml.safe_load(m.group(1)) or {}
+    except yaml.YAMLError: return []
+    cfgs = head.get("configs") if isinstance(head, dict) else None
+    return [c for c in cfgs if isinstance(c, dict) and "config_name" in c] if isinstance(cfgs, list) else []
+
+def readme_configs(folder) -> dict:
+    "{config name: is_default} declared in the YAML header of a snapshot's README.md ({} when it declares none)."
+    return {c["config_name"]: bool(c.get("default")) for c in _readme_entries(folder)}
+
+def _config_dirs(p: Path) -> list:
+    "Subfolders that each hold data files: the configurations of a snapshot laid out one folder per config."
+    return sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith(".") and any(_is_data_file(f) for f in d.rglob("*")))
+
+def _data_files(base: Path, patterns=None) -> dict:
+    "{split: [files]} for `patterns` (a README's data_files), or the split names datasets infers from file names."
+    from datasets.data_files import DataFilesDict, get_data_patterns, sanitize_patterns
+    from datasets.exceptions import DataFilesNotFoundError
+    try:
+        pats = sanitize_patterns(patterns) if patterns is not None else get_data_patterns(str(base))
+        files = DataFilesDict.from_patterns(pats, base_path=str(base))
+    except (DataFilesNotFoundError, FileNotFoundError) as e: raise DataError(f"{str(base)!r}: no data files found ({e}).") from None
+    return {str(k): [f for f in v if _file_kind(Path(f))] for k, v in files.items() if any(_file_kind(Path(f)) for f in v)}
+
+def _load_files(where: Path, files: dict, split):
+    "Load {split: [files]} with the builder their extension names (one cache entry per set of files)."
+    import datasets
+    kinds = {_file_kind(Path(f)) for fs in files.values() for f in fs}
+    if not kinds: raise DataError(f"Folder {str(where)!r} holds no data files ({', '.join(sorted(_EXT))}, optionally compressed).")
+    if len(kinds) > 1:
+        raise DataError(f"Folder {str(where)!r} mixes data file types ({', '.join(sorted(kinds))}): give the path of one file, or a folder of one type.")
+    try:
+        with _progress(_big(where)): ds = datasets.load_dataset(kinds.pop(), data_files=files)
+    except Exception as e: raise _load_error(where, e) from None
+    return pick_split(ds, split)
+
+def _load_folder(p: Path, split, subset):
+    import datasets
+    if any((p / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
+        if subset is not None: raise DataError(f"subset={subset!r}: {str(p)!r} is a dataset saved with save_to_disk, which has no configurations.")
+        return pick_split(datasets.load_from_disk(str(p)), split)
+    entries = {c["config_name"]: c for c in _readme_entries(p)}
+    if entries:  # the README says which files make which configuration and split
+        if subset is None:
+            dflt = [c for c, e in entries.items() if e.get("default")] or [c for c in entries if c == "default"] or (list(entries) if len(entries) == 1 else [])
+            if not dflt:
+                raise DataError(f"{str(p)!r} holds several configurations ({', '.join(entries)}) and its README marks none as default: "
+                                f"pass subset=, e.g. subset={next(iter(entries))!r}.")
+            subset = dflt[0]
+        elif subset not in entries:
+            raise DataError(f"subset={subset!r} is not a configuration of {str(p)!r}; its README declares {', '.join(entries)}.{_did_you_mean(subset, list(entries))}")
+        e = entries[subset]
+        base = p / e["data_dir"] if e.get("data_dir") else p
+        return _load_files(p, _data_files(base, e.get("data_files")), split)
+    dirs = _config_dirs(p)
+    if subset is not None:
+        if subset in dirs: return _load_folder(p / subset, split, None)
+        raise DataError(f"subset={subset!r} is not a configuration folder of {str(p)!r}; "
+                        + (f"its configurations are {', '.join(dirs)}.{_did_you_mean(subset, dirs)}" if dirs else "it has none (drop subset=)."))
+    top = [f for f in p.iterdir() if _is_data_file(f)]
+    if not top and len([d for d in dirs if d != "data"]) > 1:
+        raise DataError(f"{str(p)!r} holds several configurations, one folder each ({', '.join(dirs)}): pass subset=, e.g. subset={dirs[0]!r}, "
+                        "or give the path of one of those folders.")
+    if not top and not dirs:
+        raise DataError(f"Folder {str(p)!r} holds no data files ({', '.join(sorted(_EXT))}, optionally compressed) and is not a saved dataset.")
+    return _load_files(p, _data_files(p), split)
+
 def _load_path_or_hub(s, split, subset):
     import datasets
     p = Path(os.path.expanduser(s))
-    if p.is_file():
-        kind = _EXT.get(p.suffix.lower())
-        if kind is None: raise DataError(f"{s!r}: unknown file type {p.suffix!r}. Supported: {', '.join(sorted(_EXT))}.")
-        return datasets.load_dataset(kind, data_files=str(p), split="train")
-    if p.is_dir():
-        if (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists(): return datasets.load_from_disk(str(p))
-        files = [f for f in p.rglob("*") if f.suffix.lower() in _EXT]
-        if not files: raise DataError(f"Folder {s!r} holds no data files ({', '.join(sorted(_EXT))}) and is not a saved dataset.")
-        return datasets.load_dataset(str(p), split=None)
+    if p.is_file(): return _load_file(p, split, subset)
+    if p.is_dir(): return _load_folder(p, split, subset)
     from aligntune.models import _looks_like_hub_id
     if not _looks_like_hub_id(s) and "/" in s or s.startswith((".", "~")):
         raise DataError(f"Dataset path {s!r} does not exist. Check the path, or pass a hub id such as 'trl-lib/Capybara'.")
     try: return datasets.load_dataset(s, subset, split=split)
     except Exception as e:
         raise DataError(f"Could not load dataset {s!r} from the hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-                        "Check the id and your network, or pass a local file.") from None
+                        "Check the id, subset= and split=, and your network, or pass a local file.") from None
+
+# %% ../nbs/01_data.ipynb #2ebb4d95
+_STYLES = (  # (name, turn marker with a `role` group, text that ends a turn)
+    ("human_assistant", r"(?:^|\n\n)(?P<role>Human|Assistant|System):", None),  # Anthropic hh-rlhf
+    ("guanaco", r"### (?P<role>Human|Assistant|System):", None),  # openassistant-guanaco
+    ("chatml", r"<\|im_start\|>(?P<role>system|user|assistant)\n", "<|im_end|>"),  # ChatML (Qwen, OpenAssistant top1)
+    ("zephyr", r"<\|(?P<role>system|user|assistant)\|>\n", "</s>"),  # Zephyr / Tulu
+    ("role_tags", r"(?:^|\n)(?P<role>User|Assistant|System|USER|ASSISTANT|SYSTEM):", None),  # 'User: … Assistant: …'
+)
+_ROLE = {"human": "user", "user": "user", "assistant": "assistant", "system": "system", "gpt": "assistant", "model": "assistant", "bot": "assistant"}
+
+def _style(text):
+    "The transcript style of `text`: the first whose assistant marker it contains, or None."
+    if not isinstance(text, str): return None
+    for name, pat, end in _STYLES:
+        if any(_ROLE.get(m.group("role").lower()) == "assistant" for m in re.finditer(pat, text)): return name, pat, end
+    return None
+
+def split_transcript(text: str):
+    "(prompt, reply) of a dialogue written as text, cut after the last assistant marker; None when `text` is not a dialogue."
+    st = _style(text)
+    if st is None: return None
+    _, pat, end = st
+    last = [m for m in re.finditer(pat, text) if _ROLE.get(m.group("role").lower()) == "assistant"][-1]
+    reply = text[last.end():]
+    if end and reply.rstrip().endswith(end): reply = reply.rstrip()[:-len(end)]
+    return text[:last.end()], reply.rstrip() if end else reply
+
+def parse_transcript(text: str) -> list | None:
+    "A dialogue written as text (hh-rlhf, ### Human, ChatML, Zephyr or 'User:' tags) as a list of {role, content} messages."
+    st = _style(text)
+    if st is None: return None
+    _, pat, end = st
+    ms = list(re.finditer(pat, text))
+    out = []
+    for m, nxt in zip(ms, ms[1:] + [None]):
+        body = text[m.end(): nxt.start() if nxt else len(text)].strip()
+        if end and body.endswith(end): body = body[:-len(end)].strip()
+        out.append({"role": _ROLE[m.group("role").lower()], "content": body})
+    pre = text[:ms[0].start()].strip()
+    if pre and end is None: out.insert(0, {"role": "system", "content": pre})
+    return out
 
 # %% ../nbs/01_data.ipynb #751c5b43
-FORMATS = {  # name -> columns that identify it
-    "preference": ("prompt", "chosen", "rejected"),
-    "unpaired": ("prompt", "completion", "label"),
-    "implicit_preference": ("chosen", "rejected"),
-    "prompt_completion": ("prompt", "completion"),
-    "instruction": ("instruction", "output"),
-    "messages": ("messages",),
-    "conversations": ("conversations",),
-    "text": ("text",),
-    "prompt_only": ("prompt",),
+ROLES = {  # what a column carries -> the column names that carry it, preferred first (matched case-insensitively)
+    "messages": ("messages", "conversations", "conversation", "chat", "dialogue", "turns"),
+    "prompt": ("prompt", "instruction", "question", "problem", "query", "input"),
+    "completion": ("completion", "response", "output", "solution", "answer", "code", "target", "reply"),
+    "chosen": ("chosen", "preferred", "positive", "accepted", "winner", "response_chosen", "chosen_response"),
+    "rejected": ("rejected", "dispreferred", "negative", "loser", "response_rejected", "rejected_response"),
+    "label": ("label", "kto_label", "is_good", "desirable", "is_desirable", "thumbs_up"),
+    "system": ("system", "system_prompt", "system_message"),
+    "text": ("text", "content", "sentence", "document", "body"),
 }
 
-def detect_format(columns, among=None) -> str | None:
-    "The first format (of `among`, default all) whose columns are all present, or None."
-    cols = set(columns)
-    return next((f for f in (among or FORMATS) if set(FORMATS[f]) <= cols), None)
+def _fkind(f) -> str:
+    "What a column's feature holds: 'str', 'messages', 'list', 'scalar', 'null' or 'other'."
+    import datasets
+    if isinstance(f, datasets.Value):
+        return "str" if f.dtype in ("string", "large_string") else "null" if f.dtype == "null" else "scalar"
+    inner = f[0] if isinstance(f, list) and f else getattr(f, "feature", None)
+    if inner is not None: return "messages" if isinstance(inner, dict) else "list"
+    return "other"
+
+def _kinds(data) -> dict:
+    "{column: kind} from a Dataset, a Features mapping, or a list of column names (names alone: message columns by name)."
+    feats = getattr(data, "features", data)
+    if isinstance(feats, dict): return {c: _fkind(f) for c, f in feats.items()}
+    return {c: "messages" if c.lower() in ROLES["messages"] else "str" for c in data}
+
+def find_roles(data) -> tuple[dict, dict]:
+    "({role: column}, {role: all-null column}) for the columns of `data`, by `ROLES` and by what each column holds."
+    kinds = _kinds(data)
+    low = {c.lower(): c for c in kinds}
+    found, nulls = {}, {}
+    fits = {"messages": ("messages",), "label": ("scalar", "str"), "system": ("str",), "text": ("str",)}
+    for role, names in ROLES.items():
+        for n in names:
+            c = low.get(n)
+            if c is None or c in found.values(): continue
+            if kinds[c] == "null": nulls.setdefault(role, c); continue
+            if kinds[c] in fits.get(role, ("str", "messages")): found[role] = c; break
+    if found.get("prompt") == low.get("instruction") and "input" in low and low["input"] not in found.values() and kinds[low["input"]] == "str":
+        found["input"] = low["input"]  # Alpaca: the input is part of the prompt
+    return found, nulls
 
 # %% ../nbs/01_data.ipynb #aa9b4540
-NEEDS = {  # Algorithm.data -> the formats accepted, preferred first
-    "text": ("text", "messages", "conversations", "prompt_completion", "instruction"),
-    "pairs": ("preference", "implicit_preference"),
-    "unpaired": ("unpaired", "preference"),
-    "prompts": ("prompt_only", "prompt_completion", "messages", "conversations", "instruction", "preference"),
-}
-_SYNONYMS = {
-    "prompt": ("question", "query", "input", "problem", "instruction", "context", "source"),
-    "completion": ("response", "output", "answer", "target", "solution", "reply"),
-    "chosen": ("preferred", "positive", "accepted", "good", "winner", "response_chosen", "chosen_response"),
-    "label": ("is_good", "desirable", "good", "is_desirable", "thumbs_up", "kto_label"),
-    "rejected": ("dispreferred", "negative", "bad", "loser", "response_rejected", "rejected_response"),
-    "text": ("content", "sentence", "document", "body"),
-    "messages": ("conversation", "chat", "dialogue", "turns"),
-}
+@dataclass
+class Plan:
+    "How a dataset's columns become an algorithm's rows: the layout read and the column behind each role."
+    kind: str  # the algorithm's data kind: 'text', 'pairs', 'unpaired' or 'prompts'
+    layout: str  # what was read: 'messages', 'prompt_completion', 'text', 'pairs', 'implicit_pairs', 'unpaired', 'prompt', 'dialogue_text'
+    cols: dict = field(default_factory=dict)  # role -> source column
+    def describe(self) -> str:
+        "One line: where each part of a row comes from ('' when every column already has the name it is read as)."
+        c, m = self.cols, []
+        if self.layout == "implicit_pairs": m.append(f"prompt cut from {c['chosen']!r} at its last assistant turn")
+        elif self.layout == "dialogue_text": m.append(f"prompt cut from the dialogues in {c['text']!r} at the last assistant turn")
+        elif self.layout == "messages" and self.kind != "text": m.append(f"prompt = the turns of {c['messages']!r} before the last assistant turn")
+        m += [f"{r} <- {v!r}" for r, v in c.items() if r != v and r not in ("input", "system") and not (self.layout == "implicit_pairs" and r == "chosen")
+              and not (self.layout == "messages" and self.kind != "text")]
+        if "input" in c: m.append(f"{c['input']!r} appended to the prompt")
+        if "system" in c: m.append(f"{c['system']!r} as the system turn")
+        if self.kind == "text" and self.layout in ("pairs", "implicit_pairs"): m.append("SFT trains on the chosen answers")
+        if self.kind == "text" and "label" in c: m.append("SFT keeps the rows labelled good")
+        if c.get("prompt", "prompt").lower() != "prompt": m.append("as chat turns")
+        return "; ".join(m)
 
-def _needs_key(algorithm):
-    "The kind of rows `algorithm` trains on, from the algorithm table."
-    return get_algorithm(algorithm).data
+_NEED_WORDS = {"text": "{t} needs text, conversations or prompt/completion pairs",
+               "pairs": "{t} needs preference pairs",
+               "unpaired": "{t} needs completions labelled good or bad, or preference pairs",
+               "prompts": "{t} needs prompts to generate from"}
 
-def suggest_mapping(columns, algorithm) -> dict:
-    "A `column_mapping` from common synonyms that would make `columns` fit `algorithm`, or {}."
-    cols = list(columns)
-    best = {}
-    for fmt in NEEDS[_needs_key(algorithm)]:
-        need = FORMATS[fmt]; m = {}
-        for n in need:
-            if n in cols: continue
-            src = next((c for c in cols if c.lower() in _SYNONYMS.get(n, ()) and c not in m), None)
-            if src is None: break
-            m[src] = n
-        else:
-            if m and (not best or len(m) < len(best)): best = m
-    return best
+def _role_list(role): return ", ".join(ROLES[role][:-1]) + " or " + ROLES[role][-1]
+
+def _no_plan(kinds, algorithm, key, found, nulls, extra=""):
+    "The DataError for columns that do not give what `algorithm` needs: found, needed, and a fix."
+    title = get_algorithm(algorithm).title
+    cols = list(kinds)
+    need = {"text": f"a messages column ({_role_list('messages')}), a prompt and a completion column, or a text column",
+            "pairs": f"chosen and rejected columns, with or without a prompt column ({_role_list('prompt')})",
+            "unpaired": "prompt, completion and a good/bad label column, or chosen and rejected columns",
+            "prompts": f"a prompt column ({_role_list('prompt')}), messages, or chosen/rejected dialogues"}[key]
+    msg = f"{_NEED_WORDS[key].format(t=title)}: {need}; columns found ({', '.join(cols) or 'none'})."
+    if nulls: msg += " " + " ".join(f"Column {c!r} is null in every row, so it cannot be the {r}." for r, c in nulls.items())
+    if extra: msg += " " + extra
+    elif key == "prompts" and "text" in found:
+        msg += (" A plain-text dataset has no prompts: use SFT for it, add a 'prompt' column, or write each row as a dialogue "
+                "('User: … Assistant: …', '\\n\\nHuman: … \\n\\nAssistant: …', ChatML) to have the prompt cut at its last assistant turn.")
+    elif key == "pairs" and {"completion", "label"} <= set(found): msg += " These are single completions labelled good or bad: use algorithm='kto'."
+    else:
+        strs = [c for c in cols if kinds[c] in ("str", "messages") and c not in found.values()]
+        role = {"text": "completion" if "prompt" in found else "prompt", "pairs": "chosen", "unpaired": "label", "prompts": "prompt"}[key]
+        eg = f"column_mapping={{{strs[0]!r}: {role!r}}}" if strs else f"column_mapping={{'your_column': {role!r}}}"
+        msg += f" Fix: name your columns with column_mapping, e.g. {eg}."
+    return DataError(msg)
+
+def _dialogues(data, col) -> bool:
+    "Whether the first rows of text column `col` are dialogues (False when only column names are known)."
+    if not hasattr(data, "column_names"): return False
+    vals = [v for v in data.select(range(min(len(data), 20)))[col] if isinstance(v, str)]
+    return bool(vals) and all(split_transcript(v) is not None for v in vals)
+
+def plan_columns(data, algorithm) -> Plan:
+    "The `Plan` that reads what `algorithm` needs from the columns of `data` (a Dataset, its features, or column names)."
+    key = get_algorithm(algorithm).data
+    kinds = _kinds(data)
+    f, nulls = find_roles(data)
+    def pick(*roles): return {r: f[r] for r in roles if r in f}
+    if "prompt" in nulls and "prompt" not in f and "chosen" in f:  # a prompt column with nothing in it: no guessing from the answers
+        col = nulls["prompt"]
+        raise DataError(f"Column {col!r} is null in every row, so it cannot be the prompt; columns found ({', '.join(kinds)}). "
+                        f"Fix: fill {col!r} in, map another column to the prompt (column_mapping={{'your_column': 'prompt'}}), "
+                        f"or drop {col!r} to have the prompt cut from the dialogues in {f['chosen']!r}.")
+    if {"message_id", "parent_id"} <= {c.lower() for c in kinds}:  # OpenAssistant oasst1/oasst2: one row per message of a tree
+        raise DataError(f"These rows are single messages of conversation trees (columns {', '.join(list(kinds)[:6])}, ...), as OpenAssistant's "
+                        "oasst1/oasst2 keep them: training on each message alone would teach nothing. Use a flattened release "
+                        "(OpenAssistant/oasst_top1_2023-08-25, timdettmers/openassistant-guanaco), or join each path from a root to a "
+                        "reply into a 'messages' column of {role, content} turns.")
+    ctx = pick("system", "input")
+    if key == "text":
+        if "messages" in f: return Plan(key, "messages", {**pick("messages"), **pick("system")})
+        if "prompt" in f and "completion" in f: return Plan(key, "prompt_completion", {**pick("prompt", "completion", "label"), **ctx})
+        if "text" in f and "completion" in f: return Plan(key, "prompt_completion", {"prompt": f["text"], **pick("completion", "label", "system")})
+        if "prompt" in f and "chosen" in f: return Plan(key, "pairs", {**pick("prompt", "chosen"), **ctx})
+        if "chosen" in f: return Plan(key, "implicit_pairs", pick("chosen", "system"))
+        if "text" in f: return Plan(key, "text", pick("text"))
+    elif key in ("pairs", "unpaired"):
+        if key == "unpaired" and {"prompt", "completion", "label"} <= set(f): return Plan(key, "unpaired", {**pick("prompt", "completion", "label"), **ctx})
+        if "chosen" in f and "rejected" in f:
+            if "prompt" in f: return Plan(key, "pairs", {**pick("prompt", "chosen", "rejected"), **ctx})
+            return Plan(key, "implicit_pairs", pick("chosen", "rejected", "system"))
+    else:
+        if "prompt" in f: return Plan(key, "prompt", {**pick("prompt"), **ctx})
+        if "text" in f and "completion" in f: return Plan(key, "prompt", {"prompt": f["text"], **pick("system")})
+        if "messages" in f: return Plan(key, "messages", pick("messages", "system"))
+        if "chosen" in f: return Plan(key, "implicit_pairs", pick("chosen", "system"))
+        if "text" in f and _dialogues(data, f["text"]): return Plan(key, "dialogue_text", pick("text"))
+    raise _no_plan(kinds, algorithm, key, f, nulls)
+
+def detect_format(data, algorithm="sft") -> str:
+    "The layout `algorithm` reads from `data`'s columns (see `plan_columns`)."
+    return plan_columns(data, algorithm).layout
 
 def check_columns(columns, algorithm) -> str:
-    "The format `columns` will be used as for `algorithm`; raises `DataError` listing found vs needed otherwise."
-    cols = list(columns)
-    key, title = _needs_key(algorithm), get_algorithm(algorithm).title
-    fmt = detect_format(cols, among=NEEDS[key])
-    if fmt is not None: return fmt
-    need = " or ".join("(" + ", ".join(FORMATS[f]) + ")" for f in NEEDS[key])
-    what = {"text": f"{title} needs text, conversations or prompt/completion pairs",
-            "pairs": f"{title} needs preference pairs",
-            "unpaired": f"{title} needs completions labelled good or bad, or preference pairs",
-            "prompts": f"{title} needs prompts to generate from"}[key]
-    fmt = detect_format(cols)
-    msg = f"{what}: columns needed {need}; columns found ({', '.join(cols) or 'none'})."
-    sug = suggest_mapping(cols, algorithm)
-    if sug: msg += f" Fix: column_mapping={sug!r}."
-    elif key == "prompts" and fmt == "text": msg += " A plain-text dataset has no prompts: use SFT for it, or add a 'prompt' column."
-    else: msg += " Rename your columns with column_mapping={'your_column': 'prompt', ...}."
-    raise DataError(msg)
+    "The layout `columns` will be read as for `algorithm`; raises `DataError` listing found vs needed otherwise."
+    return detect_format(columns, algorithm)
 
 # %% ../nbs/01_data.ipynb #1b397089
-def _is_chat(v): return isinstance(v, list) and all(isinstance(m, dict) and "role" in m for m in v)
-
 def _as_messages(v):
-    "ShareGPT-style {from, value} turns become {role, content} messages."
+    "ShareGPT-style {from, value} turns become {role, content} messages (extra keys such as `weight` are dropped)."
     if not isinstance(v, list): return v
-    roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system", "model": "assistant"}
-    return [{"role": roles.get(m.get("role", m.get("from")), m.get("role", m.get("from"))), "content": m.get("content", m.get("value"))} for m in v]
+    out = []
+    for m in v:
+        r = m.get("role", m.get("from"))
+        out.append({"role": _ROLE.get(str(r).lower(), r), "content": m.get("content", m.get("value"))})
+    return out
 
-def _add_system(msgs, system_prompt):
-    if not system_prompt or (msgs and msgs[0]["role"] == "system"): return msgs
-    return [{"role": "system", "content": system_prompt}] + msgs
+def _msgs(v, role):
+    "A prompt or answer as messages: message lists as they are, a dialogue written as text parsed, other text as one `role` turn."
+    if isinstance(v, list): return _as_messages(v)
+    if role == "user":
+        turns = parse_transcript(v)
+        if turns:
+            while turns and turns[-1]["role"] == "assistant" and not turns[-1]["content"]: turns.pop()
+            if turns: return turns
+    return [{"role": role, "content": v}]
 
-def _convert_row(row, fmt, algo_key, system_prompt):
-    r = dict(row)
-    if fmt == "conversations": r["messages"] = _as_messages(r.pop("conversations")); fmt = "messages"
-    if fmt == "instruction":
-        inp = r.pop("input", None) or ""
-        r["prompt"] = r.pop("instruction") + (("\n\n" + inp) if inp else "")
-        r["completion"] = r.pop("output"); fmt = "prompt_completion"
-    if algo_key == "prompts":
-        if fmt == "messages":
-            msgs = r.pop("messages")
-            cut = len(msgs) - 1 if msgs and msgs[-1]["role"] == "assistant" else len(msgs)
-            r["prompt"] = msgs[:cut]
-            if cut < len(msgs): r.setdefault("completion", msgs[-1]["content"])
-        if fmt == "preference": r.pop("rejected", None); r.setdefault("completion", r.pop("chosen"))
-        if system_prompt:
-            p = r["prompt"]
-            r["prompt"] = _add_system(p if _is_chat(p) else [{"role": "user", "content": p}], system_prompt)
-        if isinstance(r.get("completion"), list): r["completion"] = r["completion"][-1]["content"]
-        return r
-    if system_prompt:
-        if fmt == "messages": r["messages"] = _add_system(r["messages"], system_prompt)
-        elif "prompt" in r:
-            p = r["prompt"]
-            r["prompt"] = _add_system(p if _is_chat(p) else [{"role": "user", "content": p}], system_prompt)
-            for k in ("completion", "chosen", "rejected"):
-                if k in r and not _is_chat(r[k]): r[k] = [{"role": "assistant", "content": r[k]}]
-    return r
+def _cut(msgs):
+    "(turns before the last assistant turn, [that turn]); ([...], []) when there is no assistant turn."
+    j = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=None)
+    return (msgs, []) if j is None else (msgs[:j], msgs[j:j + 1])
 
-def prepare_dataset(data, algorithm, column_mapping=None, system_prompt=None, max_samples=None, split="train", subset=None):
-    "Load `data`, map columns, check and convert it for `algorithm`; returns a `datasets.Dataset`."
-    import datasets
-    ds = load_data(data, split=split, subset=subset)
-    if column_mapping:
-        missing = [c for c in column_mapping if c not in ds.column_names]
-        if missing: raise DataError(f"column_mapping names columns that are not in the dataset: {missing}. Columns found: {ds.column_names}.")
-        ds = ds.rename_columns(column_mapping)
-    fmt = check_columns(ds.column_names, algorithm)
-    if len(ds) == 0: raise DataError("The dataset has no rows: training would run zero steps.")
-    if max_samples: ds = ds.select(range(min(max_samples, len(ds))))
-    key = _needs_key(algorithm)
-    if key == "unpaired": return _unpaired(ds, fmt, system_prompt)
-    if fmt in ("instruction", "conversations") or system_prompt or (key == "prompts" and fmt in ("messages", "preference")):
-        rows = [_convert_row(r, fmt, key, system_prompt) for r in ds]
-        ds = datasets.Dataset.from_list(rows)
-    if key == "prompts":
-        bad = [i for i, p in enumerate(ds["prompt"][:1000]) if not p]
-        if bad: raise DataError(f"{len(bad)} rows have an empty prompt (first at row {bad[0]}). Remove them or fill them in.")
-    return ds
+def _with_system(p, system):
+    if not system or (p and p[0].get("role") == "system"): return p
+    return [{"role": "system", "content": system}] + p
 
+def _blank(v) -> bool:
+    "Empty text, an empty list, or messages whose contents are all empty."
+    if v is None: return True
+    if isinstance(v, str): return not v.strip()
+    if isinstance(v, list): return not v or all(_blank(m.get("content")) if isinstance(m, dict) else _blank(m) for m in v)
+    return False
+
+def _same_turns(a, b) -> bool:
+    return [(m.get("role"), (m.get("content") or "").strip()) for m in a] == [(m.get("role"), (m.get("content") or "").strip()) for m in b]
+
+# %% ../nbs/01_data.ipynb #7584ba85
+def _pair(p, c, x, conv, system):
+    "(prompt, chosen, rejected, problem): a prompt and its answer(s) in one form; the prompt is cut from dialogues when not given."
+    if p is None:  # the prompt is inside the answers: cut each at its last assistant turn
+        if isinstance(c, list):
+            p, c = _cut(_as_messages(c))
+            if x is not None:
+                xp, x = _cut(_as_messages(x))
+                if not _same_turns(p, xp): return None, None, None, "mismatch"
+        else:
+            sc, sx = split_transcript(c), (split_transcript(x) if x is not None else None)
+            if sc is None: return None, None, None, "no_dialogue"
+            if x is not None and (sx is None or sx[0] != sc[0]): return None, None, None, "mismatch"
+            p, c, x = sc[0], sc[1], (sx[1] if sx else None)
+    elif isinstance(p, str):  # answers that repeat the prompt text keep only what follows it
+        if isinstance(c, str) and p and c.startswith(p) and len(c) > len(p): c = c[len(p):]
+        if isinstance(x, str) and p and x.startswith(p) and len(x) > len(p): x = x[len(p):]
+    if not conv: return p, c, x, None
+    P, C = _msgs(p, "user"), _msgs(c, "assistant")
+    X = _msgs(x, "assistant") if x is not None else None
+    if any(m["role"] != "assistant" for m in C):  # message answers that hold the conversation (UltraFeedback)
+        cp, C = _cut(C)
+        if cp: P = cp
+    if X is not None and any(m["role"] != "assistant" for m in X):
+        xp, X = _cut(X)
+        if xp and not _same_turns(xp, P): return None, None, None, "mismatch"
+    strip = lambda ms: [{**m, "content": m["content"].strip() if isinstance(m.get("content"), str) else m.get("content")} for m in ms]
+    return _with_system(strip(P), system), strip(C), (strip(X) if X is not None else None), None
+
+RESERVED = ("completion", "chosen", "rejected", "messages")  # columns TRL's online trainers read themselves
+HIDDEN = "ref_"  # for online algorithms those columns travel as ref_<name>; rewards see them under their own names
+
+def _text_of(v):
+    "A message list's last content, or the text itself."
+    if isinstance(v, list): return next((m.get("content") for m in reversed(v) if isinstance(m, dict)), "") or ""
+    return v
+
+# %% ../nbs/01_data.ipynb #849b205e
 _LABELS = {True: True, False: False, 1: True, 0: False, "true": True, "false": False, "good": True, "bad": False,
            "desirable": True, "undesirable": False, "yes": True, "no": False}
 
@@ -219,23 +510,139 @@ def _label(v, i):
         raise DataError(f"row {i}: label={v!r} is not a good/bad label: expected true/false (or 1/0, 'good'/'bad'). "
                         "KTO learns from completions marked desirable (true) or undesirable (false).") from None
 
-def _unpaired(ds, fmt, system_prompt):
-    "Rows of (prompt, completion, label) for KTO; each preference pair becomes one good and one bad row."
-    import datasets
-    rows = []
-    for i, r in enumerate(ds):
-        if fmt == "preference":
-            extra = {k: v for k, v in r.items() if k not in ("prompt", "chosen", "rejected")}
-            rows += [{**extra, "prompt": r["prompt"], "completion": r["chosen"], "label": True},
-                     {**extra, "prompt": r["prompt"], "completion": r["rejected"], "label": False}]
-        else: rows.append({**r, "label": _label(r["label"], i)})
-    if system_prompt: rows = [_convert_row(r, "prompt_completion", "unpaired", system_prompt) for r in rows]
-    labels = [r["label"] for r in rows]
-    if all(labels) or not any(labels):
-        raise DataError(f"All {len(rows)} rows are labelled {'good' if labels[0] else 'bad'}: KTO needs both desirable and undesirable "
-                        "completions to learn what to prefer. Add rows of the other label, or use SFT for good rows only.")
-    return datasets.Dataset.from_list(rows)
+def _conversational(ds, plan, system_prompt) -> bool:
+    "Whether rows become chat messages: a dataset holding chats, a prompt from a question-like column, a system turn."
+    if system_prompt: return True
+    p = plan.cols.get("prompt")
+    if p is not None and p.lower() != "prompt": return True  # a question, instruction or problem is a user turn, not text to continue
+    if "messages" in _kinds(ds).values(): return True  # a dataset of chats (UltraChat's prompt + messages): its prompt is a user turn
+    s = plan.cols.get("system")
+    return bool(s) and any(isinstance(v, str) and v.strip() for v in ds[s])
 
+def _row_converter(plan, conv, system_prompt, extras, problems):
+    "A batched `map` function: each input row gives zero, one or two output rows; problems are counted by kind with the first row."
+    c, kind, lay = plan.cols, plan.kind, plan.layout
+    def note(what, i): problems.setdefault(what, []).append(i)
+    def one(r, i):
+        system = system_prompt or (r.get(c["system"]) if "system" in c else None) or None
+        if lay == "text":
+            if system_prompt: raise DataError("system_prompt cannot be added to plain text rows (the 'text' layout has no turns). "
+                                              "Drop system_prompt, or give prompt/completion or messages columns.")
+            if _blank(r[c["text"]]): note("empty_text", i); return []
+            return [{"text": r[c["text"]]}]
+        if lay == "messages":
+            msgs = _with_system(_as_messages(r[c["messages"]]) or [], system)
+            if kind == "text":
+                if not any(m["role"] == "assistant" and not _blank(m["content"]) for m in msgs): note("empty_answer", i); return []
+                return [{"messages": msgs}]
+            p, a = _cut(msgs)
+            if not a: p = msgs
+            if _blank([m for m in p if m["role"] != "system"]): note("empty_prompt", i); return []
+            return [{"prompt": p, "completion": _text_of(a) if a else None}]
+        if lay == "dialogue_text":
+            s = split_transcript(r[c["text"]])
+            if s is None: note("no_dialogue", i); return []
+            p = _with_system(_msgs(s[0], "user"), system) if conv else s[0]
+            if _blank(p): note("empty_prompt", i); return []
+            return [{"prompt": p, "completion": s[1].strip()}]
+        p = r[c["prompt"]] if "prompt" in c else None
+        if "input" in c and isinstance(r.get(c["input"]), str) and r[c["input"]].strip(): p = f"{p}\n\n{r[c['input']]}"
+        if lay == "prompt":
+            if _blank(p): note("empty_prompt", i); return []
+            return [{"prompt": _with_system(_msgs(p, "user"), system) if conv else p}]
+        ans = c.get("chosen", c.get("completion"))
+        P, C, X, bad = _pair(p, r[ans], r[c["rejected"]] if "rejected" in c else None, conv, system)
+        if bad: note(bad, i); return []
+        if _blank(P): note("empty_prompt", i); return []
+        if _blank(C) or (X is not None and _blank(X)): note("empty_answer", i); return []
+        if kind == "prompts": return [{"prompt": P, "completion": _text_of(C).strip()}]
+        if kind == "text":
+            if "label" in c and not _label(r[c["label"]], i): note("bad_label", i); return []
+            return [{"prompt": P, "completion": C}]
+        if kind == "pairs": return [{"prompt": P, "chosen": C, "rejected": X}]
+        if lay == "unpaired": return [{"prompt": P, "completion": C, "label": _label(r[c["label"]], i)}]
+        return [{"prompt": P, "completion": C, "label": True}, {"prompt": P, "completion": X, "label": False}]
+    derive = kind == "prompts" and lay in ("messages", "dialogue_text", "implicit_pairs") and "completion" not in extras
+    def fn(batch, idx):
+        out = {}
+        for j, i in enumerate(idx):
+            r = {k: batch[k][j] for k in batch}
+            for o in one(r, i):
+                if kind == "prompts":  # the other columns ride along for the rewards; TRL's own column names are hidden
+                    derived = o.pop("completion", None)
+                    o.update({(HIDDEN + k if k in RESERVED else k): r[k] for k in extras})
+                    if derive: o[HIDDEN + "completion"] = derived
+                for k, v in o.items(): out.setdefault(k, []).append(v)
+        return out
+    return fn
+
+# %% ../nbs/01_data.ipynb #8e97fa9c
+_PROBLEMS = {  # problem -> (what it means, whether training can go on without those rows)
+    "empty_prompt": ("an empty or null prompt", False),
+    "no_dialogue": ("no assistant turn marker, so the prompt cannot be told from the answer", True),
+    "mismatch": ("chosen and rejected that continue different conversations", True),
+    "empty_answer": ("an empty or null answer", True),
+    "empty_text": ("empty text", True),
+    "bad_label": ("a completion labelled bad (SFT trains on the good ones only)", True),
+}
+
+def _report(problems, plan, n_in, n_out, notes):
+    "Raise for problems that stop training; note the rows left out for the others."
+    src = lambda role: plan.cols.get(role, role)
+    for what, rows in problems.items():
+        desc, droppable = _PROBLEMS[what]
+        first = ", ".join(map(str, rows[:3]))
+        if what == "empty_prompt":
+            col = src("prompt") if plan.layout not in ("messages", "dialogue_text", "implicit_pairs") else src({"messages": "messages", "dialogue_text": "text"}.get(plan.layout, "chosen"))
+            raise DataError(f"{len(rows)} of {n_in} rows have an empty or null prompt (column {col!r}; rows {first}{', ...' if len(rows) > 3 else ''}). "
+                            f"Training on them would teach answers to nothing. Fix: drop or fill them, e.g. "
+                            f"ds = ds.filter(lambda r: bool(r[{col!r}])).")
+        if what == "no_dialogue" and len(rows) == n_in:
+            col = src("text") if plan.layout == "dialogue_text" else src("chosen")
+            raise DataError(f"Column {col!r} holds no dialogue markers ('\\n\\nHuman:/\\n\\nAssistant:', '### Human:', ChatML, 'User:/Assistant:'), "
+                            f"so the prompt cannot be told apart from the answer. Add a 'prompt' column (column_mapping={{'your_prompt_column': 'prompt'}}), "
+                            "or give the conversations as message lists.")
+        if droppable: notes.append(f"{len(rows)} of {n_in} rows left out: {desc} (rows {first}{', ...' if len(rows) > 3 else ''}).")
+    if n_out == 0: raise DataError(f"No row of {n_in} is usable as {plan.describe()}: " + "; ".join(_PROBLEMS[w][0] for w in problems) + ".")
+
+def _say(notes, sink):
+    if sink is not None: sink.extend(notes); return
+    if not os.environ.get("ALIGNTUNE_QUIET"):
+        for n in notes: print(f"aligntune: data: {n}")
+
+def prepare_dataset(data, algorithm, column_mapping=None, system_prompt=None, max_samples=None, split="train", subset=None, notes=None):
+    "Load `data`, read what `algorithm` needs from its columns (see `plan_columns`), convert and check; returns a `datasets.Dataset`."
+    import datasets
+    ds = load_data(data, split=split, subset=subset)
+    if isinstance(ds, datasets.DatasetDict):
+        raise DataError(f"split=None gives every split ({', '.join(ds)}); training needs one: pass split=, e.g. split={next(iter(ds))!r}.")
+    if column_mapping:
+        missing = [c for c in column_mapping if c not in ds.column_names]
+        if missing: raise DataError(f"column_mapping names columns that are not in the dataset: {missing}. Columns found: {ds.column_names}.")
+        clash = [v for k, v in column_mapping.items() if v in ds.column_names and v not in column_mapping]
+        if clash: ds = ds.remove_columns(clash)  # the mapped column replaces one of the same name
+        ds = ds.rename_columns(column_mapping)
+    plan = plan_columns(ds, algorithm)
+    if len(ds) == 0: raise DataError("The dataset has no rows: training would run zero steps.")
+    if max_samples: ds = ds.select(range(min(max_samples, len(ds))))
+    said = [f"{get_algorithm(algorithm).title} reads {plan.describe()}."] if plan.describe() else []
+    conv = _conversational(ds, plan, system_prompt)
+    extras = [k for k in ds.column_names if k != "prompt"] if plan.kind == "prompts" else []
+    problems = {}
+    with _progress(len(ds) >= 50_000):
+        out = ds.map(_row_converter(plan, conv, system_prompt, extras, problems), batched=True, with_indices=True,
+                     remove_columns=ds.column_names, load_from_cache_file=False, desc="aligntune: converting rows")
+    _report(problems, plan, len(ds), len(out), said)
+    if plan.kind == "unpaired":
+        labels = out["label"]
+        if all(labels) or not any(labels):
+            raise DataError(f"All {len(out)} rows are labelled {'good' if labels[0] else 'bad'}: KTO needs both desirable and undesirable "
+                            "completions to learn what to prefer. Add rows of the other label, or use SFT for good rows only.")
+    _say(said, notes)
+    first = [k for k in ("prompt", "messages", "text", "chosen", "rejected", "completion", "label") if k in out.column_names]
+    return out.select_columns(first + [k for k in out.column_names if k not in first])
+
+# %% ../nbs/01_data.ipynb #fc8281a1
 def split_dataset(ds, eval_size=0.0, seed=0):
     "(train, eval) with `eval_size` rows (a fraction below 1, or a count) held out; eval is None when 0."
     if not eval_size: return ds, None
@@ -245,3 +652,37 @@ def split_dataset(ds, eval_size=0.0, seed=0):
                         "Choose a size that keeps both sides non-empty.")
     d = ds.train_test_split(test_size=n, seed=seed)
     return d["train"], d["test"]
+
+# %% ../nbs/01_data.ipynb #59f6de9f
+def shown_columns(columns: dict) -> dict:
+    "Dataset columns as the user named them: `ref_completion` (how online trainers carry `completion`) is `completion` again."
+    out = {}
+    for k, v in columns.items():
+        base = k[len(HIDDEN):] if k.startswith(HIDDEN) and k[len(HIDDEN):] in RESERVED else None
+        out[base if base is not None and base not in columns else k] = v
+    return out
+
+REFERENCES = (  # columns that can stand in for one another as a reward's reference, most specific first
+    ("answer", "final_answer", "solution", "ground_truth", "reference", "target", "completion", "output", "response"),
+    ("tests", "test_list", "test_cases", "tests_list"),
+)
+
+def ensure_column(ds, col: str, who: str, notes: list):
+    "`ds` with column `col` (as a reward sees it), read from a column that holds the same kind of reference when `col` is missing."
+    shown = {k: k for k in ds.column_names}
+    shown = shown_columns(shown)
+    if col in shown:
+        vals = ds[shown[col]]
+        n = sum(v is None for v in vals)
+        if n == len(vals): raise DataError(f"Column {col!r} is null in every row, and {who} scores against it. Fill it in, or map another column: column_mapping={{'your_column': {col!r}}}.")
+        if n: notes.append(f"{n} of {len(vals)} rows have no {col!r}; {who} scores them None.")
+        return ds
+    fam = next((f for f in REFERENCES if col in f), ())
+    src = next((c for c in fam if c in shown and c != col), None)
+    if src is None:
+        have = [k for k in shown if k != "prompt"]
+        raise DataError(f"{who} needs the column {col!r}, but the dataset has {have or 'only prompts'}. "
+                        f"Fix: column_mapping={{'your_column': {col!r}}} in the dataset settings, or point the reward at your column "
+                        f"(e.g. get_reward(..., reference_column='your_column')).")
+    notes.append(f"{who} scores against {col!r}; the dataset has none, so it reads {src!r}.")
+    return ds.add_column(HIDDEN + col if col in RESERVED else col, ds[shown[src]])

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import _did_you_mean
+from .config import _did_you_mean, original_names
 from aligntune.metrics import (
     EvalError, exact_match, answer_accuracy, answer_correct, bleu, chrf, rouge, length_stats, distinct_n, win_rate, resolve_model,
     write_eval_json)
@@ -200,6 +200,8 @@ def _category(c) -> TaskCategory:
         raise EvalError(f"category={c!r} is not a task category.{_did_you_mean(str(c).lower(), names)} Known: {', '.join(dict.fromkeys(names))}.") from None
 
 # %% ../nbs/07_eval.ipynb #7263b70e
+@original_names({"dataset_name": ("dataset", None), "target_column": ("reference_column", None),
+                 "input_column": ("prompt_template", lambda col: "{" + col + "}")})  # the original AlignTune's names
 @dataclass
 class EvalTask:
     "A named evaluation: rows, a prompt template, metrics and generation settings."

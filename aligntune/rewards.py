@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import ConfigError
+from .data import shown_columns, ensure_column, _say
 
 # %% auto #0
 __all__ = ['register_reward', 'get_reward_function', 'get_reward', 'list_rewards', 'create_composite_reward', 'RewardError',
            'RewardWarning', 'completion_text', 'prompt_text', 'RewardFunction', 'FunctionReward', 'RewardRegistry',
-           'check_weights', 'weighted_total', 'CompositeReward', 'resolve_reward_functions', 'reward_model_text',
-           'score_with_reward_model', 'RewardScores', 'score_rewards']
+           'check_weights', 'weighted_total', 'CompositeReward', 'resolve_reward_functions', 'check_reward_columns',
+           'reward_model_text', 'score_with_reward_model', 'RewardScores', 'score_rewards']
 
 # %% ../nbs/04_rewards.ipynb #f5b20406
 class RewardError(ConfigError):
@@ -59,8 +60,17 @@ _NOT_COLUMNS = {"trainer_state", "log_extra", "log_metric", "environments", "pro
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
+@functools.lru_cache(maxsize=512)
+def _params(fn, skip: int):
+    "(names it accepts or None for any, names it requires) of `fn`'s parameters after the first `skip`."
+    try: ps = list(inspect.signature(fn).parameters.values())[skip:]
+    except (TypeError, ValueError): return None, set()
+    named = [p for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    req = {p.name for p in named if p.default is p.empty}
+    return (None if any(p.kind == p.VAR_KEYWORD for p in ps) else {p.name for p in named}), req
+
 class RewardFunction:
-    "Base class: override `compute(text, **context) -> float`; call instances with TRL's batch signature."
+    "Base class: override `compute(text, **context) -> float` (or `compute(self, text)`); call instances with TRL's batch signature."
     category: str = "custom"  # shown by `list_rewards()`
     reference_column: str | None = None  # dataset column holding the reference (None: no reference needed)
     name: str | None = None  # registry name (default: the class name in snake_case)
@@ -80,13 +90,29 @@ class RewardFunction:
         raise NotImplementedError(f"{type(self).__name__} must implement compute(self, text, **context) -> float")
 
     def reference(self, context: dict):
-        "This row's reference: `reference=` if given, else the `reference_column` column."
+        "This row's reference: `reference=` if given, else the `reference_column` column (a message list as its text)."
         if context.get("reference") is not None: return context["reference"]
         col = self.reference_column or "answer"
         if col not in context:
             raise RewardError(f"reward {self.__name__!r} needs a reference: pass the dataset column {col!r} "
                               f"(got columns {sorted(k for k in context if k != 'prompt')}); set reference_column= to use another column")
-        return context[col]
+        v = context[col]
+        return completion_text(v) if isinstance(v, list) and v and all(isinstance(m, dict) for m in v) else v
+
+    def needed_columns(self) -> list[str]:
+        "Dataset columns this reward reads on every row: its reference column and the required parameters of `compute`."
+        _, req = _params(type(self).compute, 2)
+        cols = [self.reference_column] if self.reference_column else []
+        if "reference" in req and not cols: cols = ["answer"]
+        return cols + sorted(req - {"prompt", "reference"} - set(cols))
+
+    def _compute(self, text, ctx):
+        "Call `compute` with the parts of the row it takes: all of them for `**context`, none for `compute(self, text)`."
+        names, _ = _params(type(self).compute, 2)
+        if names is None: return self.compute(text, **ctx)
+        kw = {k: v for k, v in ctx.items() if k in names}
+        if "reference" in names and "reference" not in kw and (self.reference_column or "answer") in ctx: kw["reference"] = self.reference(ctx)
+        return self.compute(text, **kw)
 
     def _check_columns(self, columns: dict, n: int):
         col = self.reference_column
@@ -96,6 +122,7 @@ class RewardFunction:
 
     def _rows(self, prompts, completions, columns):
         n = len(completions)
+        columns = shown_columns(columns)
         per_row = {k: v for k, v in columns.items() if k not in _NOT_COLUMNS and isinstance(v, (list, tuple)) and len(v) == n}
         self._check_columns(per_row, n)
         for i, c in enumerate(completions):
@@ -106,6 +133,7 @@ class RewardFunction:
     def _failed(self, i, e):
         if self.strict: raise e
         self.num_errors += 1
+        if getattr(self, "_first_error", None) is None: self._first_error = e
         if not getattr(self, "_warned", False):
             self._warned = True
             warnings.warn(f"reward {self.__name__!r} raised {type(e).__name__}: {e} (row {i}); that row is scored None. "
@@ -116,14 +144,31 @@ class RewardFunction:
         "Score many rows; override for batched models or parallel sandboxes (keep row isolation)."
         out = []
         for i, (t, ctx) in enumerate(zip(texts, contexts)):
-            try: out.append(_as_float(self.compute(t, **ctx)))
+            try:
+                v = self._compute(t, ctx)
+                out.append(None if v is None else _as_float(v))  # None: no opinion on this row
             except Exception as e: out.append(self._failed(i, e))
         return out
 
     def __call__(self, prompts=None, completions=None, **columns) -> list[float | None]:
         if completions is None: raise RewardError(f"reward {self.__name__!r} was called without completions")
         rows = list(self._rows(prompts, completions, columns))
-        return self.score_batch([t for t, _ in rows], [c for _, c in rows])
+        before = self.num_errors
+        return self._checked(self.score_batch([t for t, _ in rows], [c for _, c in rows]), self.num_errors - before)
+
+    def _checked(self, out, failed: int):
+        "`out`, unless nothing was scored on the first batch: every row raised, or a reward that trains alone returned None for all."
+        if any(v is not None for v in out): self._scored = True
+        if getattr(self, "_scored", False) or not out or any(v is not None for v in out): return out
+        e = getattr(self, "_first_error", None)
+        if failed == len(out) and e is not None:
+            raise RewardError(f"reward {self.__name__!r} raised on every row of its first batch ({type(e).__name__}: {e}), so it scored nothing "
+                              "and training would learn nothing from it. Fix the reward (call it on a few rows, or pass strict=True to see the traceback).") from e
+        if getattr(self, "_sole", False):
+            raise RewardError(f"reward {self.__name__!r} returned None for all {len(out)} completions of its first batch and it is the only reward: "
+                              "every advantage would be zero and training would not move. Return a number for each completion "
+                              "(None only for rows it does not apply to, with another reward scoring those).")
+        return out
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.__name__!r})"
@@ -159,6 +204,11 @@ class FunctionReward(RewardFunction):
         self.fn, self.batch, self.category = fn, _is_batch_fn(fn) if batch is None else batch, category
         self.__doc__ = (inspect.getdoc(fn) or f"The function {self.name}.").splitlines()[0]
 
+    def needed_columns(self) -> list[str]:
+        "The required parameters of the function after the completions (or the text): the columns it reads."
+        _, req = _params(self.fn, 2 if self.batch else 1)
+        return sorted(req - {"prompt", "prompts", "completions", "completion_ids"})
+
     def compute(self, text, **ctx):
         if self.batch:
             cols = {k: [v] for k, v in ctx.items() if k != "prompt"}
@@ -169,11 +219,12 @@ class FunctionReward(RewardFunction):
     def __call__(self, prompts=None, completions=None, **columns):
         if not self.batch: return super().__call__(prompts, completions, **columns)
         if completions is None: raise RewardError(f"reward {self.__name__!r} was called without completions")
+        columns, before = shown_columns(columns), self.num_errors
         try:
             out = list(self.fn(prompts=prompts, completions=completions, **columns))
             if len(out) != len(completions):
                 raise RewardError(f"reward {self.__name__!r} returned {len(out)} scores for {len(completions)} completions; return one per completion")
-            return [None if x is None else _as_float(x) for x in out]
+            return self._checked([None if x is None else _as_float(x) for x in out], 0)
         except RewardError: raise
         except Exception as e:
             if self.strict: raise
@@ -184,7 +235,7 @@ class FunctionReward(RewardFunction):
                 r = list(self.fn(prompts=None if prompts is None else prompts[i:i + 1], completions=completions[i:i + 1], **cols))[0]
                 res.append(None if r is None else _as_float(r))
             except Exception as e: res.append(self._failed(i, e))
-        return res
+        return self._checked(res, self.num_errors - before)
 
     def __repr__(self): return f"FunctionReward(name={self.__name__!r}, batch={self.batch})"
 
@@ -353,12 +404,14 @@ class CompositeReward(RewardFunction):
 
     def compute(self, text, **ctx):
         "One row, without batch normalisation; NaN when no part scores it."
-        return weighted_total({n: [f.compute(text, **ctx)] for n, f in zip(self.names, self.fns)}, self.weights)[0]
+        return weighted_total({n: [f._compute(text, ctx)] for n, f in zip(self.names, self.fns)}, self.weights)[0]
+
+    def needed_columns(self) -> list[str]: return sorted({c for f in self.fns for c in f.needed_columns()})
 
     def __call__(self, prompts=None, completions=None, **columns):
         self.last_scores = {n: f(prompts, completions, **columns) for n, f in zip(self.names, self.fns)}
         parts = {n: _normalise(s, self.normalize) for n, s in self.last_scores.items()}
-        return [None if math.isnan(t) else t for t in weighted_total(parts, self.weights)]
+        return self._checked([None if math.isnan(t) else t for t in weighted_total(parts, self.weights)], 0)
 
     @property
     def num_errors(self): return sum(f.num_errors for f in self.fns)
@@ -369,7 +422,7 @@ class CompositeReward(RewardFunction):
         return f"CompositeReward({', '.join(f'{w:g}*{n}' for w, n in zip(self.weights, self.names))})"
 
 # %% ../nbs/04_rewards.ipynb #566f4934
-def resolve_reward_functions(items, weights=None) -> tuple[list[RewardFunction], list[float]]:
+def resolve_reward_functions(items, weights=None, training: bool = False) -> tuple[list[RewardFunction], list[float]]:
     "Named reward callables and weights from names, RewardConfig objects/dicts, RewardFunction objects or callables."
     if items is None: raise RewardError("no rewards given: pass a registry name, a RewardConfig, a RewardFunction or a callable")
     if isinstance(items, (str, dict, RewardFunction)) or callable(items) and not isinstance(items, (list, tuple)): items = [items]
@@ -388,7 +441,39 @@ def resolve_reward_functions(items, weights=None) -> tuple[list[RewardFunction],
         else: raise RewardError(f"rewards[{i}]={it!r} is not a reward: expected a registry name, a RewardConfig/dict, a RewardFunction or a callable")
         fns.append(fn); ws.append(w)
     for f, n in zip(fns, _unique([f.__name__ for f in fns])): f.name = n
+    for f in fns: f._sole = training and len(fns) == 1  # a lone training reward that scores nothing is an error (see `_checked`)
     return fns, check_weights([f.__name__ for f in fns], ws if weights is None else weights)
+
+# %% ../nbs/04_rewards.ipynb #f4c8dcce
+def _needs(item) -> tuple[str, list]:
+    "(name, columns) of a reward in any accepted shape, without loading model-backed rewards."
+    if isinstance(item, RewardFunction): return item.__name__, item.needed_columns()
+    if isinstance(item, (str, dict)) or (hasattr(item, "name") and hasattr(item, "params") and not callable(item)):
+        d = {"name": item} if isinstance(item, str) else item if isinstance(item, dict) else dict(name=item.name, params=item.params)
+        RewardRegistry._load_builtins()
+        e, params = RewardRegistry._entries.get(d.get("name")), d.get("params") or {}
+        if e is not None and e.category == "model":  # its columns are known without loading its model
+            return d["name"], [{**e.defaults, **params}.get("reference_column", "answer")] if hasattr(e.factory, "references") else []
+        f = get_reward_function(d["name"], **params)
+        return f.__name__, f.needed_columns()
+    if callable(item):
+        f = FunctionReward(item)
+        return f.__name__, f.needed_columns()
+    return str(item), []
+
+def check_reward_columns(ds, # a prepared dataset (see `aligntune.data.prepare_dataset`), or None
+                         reward_functions, # the rewards, in any shape `resolve_reward_functions` takes
+                         notes: list | None = None, # collects the notes; None prints them (unless ALIGNTUNE_QUIET)
+                        ):
+    "`ds` carrying every column the rewards read, by their names and not null everywhere; else a `DataError` naming the column and the fix."
+    if ds is None or not reward_functions: return ds
+    items = reward_functions if isinstance(reward_functions, (list, tuple)) else [reward_functions]
+    said = []
+    for it in items:
+        name, cols = _needs(it)
+        for c in cols: ds = ensure_column(ds, c, f"reward {name!r}", said)
+    _say(said, notes)
+    return ds
 
 # %% ../nbs/04_rewards.ipynb #5db59252
 def reward_model_text(tokenizer, prompt, completion) -> tuple[str, bool]:

@@ -102,8 +102,8 @@ def test_bad_input_fails_early_with_clear_messages(tiny_model, tmp_path):
     rows = prompt_rows(addition_facts()[:8])
     with pytest.raises(ConfigError, match="one of sft, dpo, kto, orpo, simpo, ppo, rloo, grpo"):
         create_rl_trainer(tiny_model, rows, algorithm="rlhf", reward_functions=[digit_share])
-    with pytest.raises(DataError, match=r"columns found \(question, answer\).*column_mapping=\{'question': 'prompt'\}"):
-        create_rl_trainer(tiny_model, [{"question": "1+1=", "answer": "2"}], algorithm="grpo", reward_functions=[digit_share])
+    with pytest.raises(DataError, match=r"columns found \(q, a\).*column_mapping=\{'q': 'prompt'\}"):
+        create_rl_trainer(tiny_model, [{"q": "1+1=", "a": "2"}], algorithm="grpo", reward_functions=[digit_share])
     with pytest.raises(DataError, match="needs prompts"):
         create_rl_trainer(tiny_model, [{"text": "hello"}], algorithm="dapo", reward_functions=[digit_share])
     with pytest.raises(DataError, match="DPO needs preference pairs"):

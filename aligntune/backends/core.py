@@ -163,6 +163,12 @@ class TrainerBase:
         out = generate(self._unwrapped_model(), self.tokenizer, [prompts] if single else list(prompts), max_new_tokens=max_new_tokens,
                        temperature=temperature if do_sample else 0.0, **kw)["completions"]
         return out[0] if single else out
+    def predict(self, inputs, max_new_tokens: int = 100, temperature: float = 1.0, do_sample: bool = True, **kw):
+        "The original AlignTune's name for `generate` (its defaults: sampling at temperature 1); a note gives ours."
+        from aligntune.config import _note_name
+        _note_name("trainer.predict()", "trainer.generate()")
+        self.setup()
+        return self.generate(inputs, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, **kw)
     def evaluate(self, eval_dataset=None, metrics=None, **kw) -> dict:
         "Evaluate on `eval_dataset` (default: the run's evaluation split); results are saved in eval.json."
         raise NotImplementedError

@@ -245,6 +245,8 @@ class _TRLTrainer(TrainerBase):
             self.train_dataset = prepare_dataset(self.train_dataset, cfg.algorithm, column_mapping=d.column_mapping, system_prompt=d.system_prompt, max_samples=d.max_samples)
         if self.eval_dataset is not None and not hasattr(self.eval_dataset, "column_names"):
             self.eval_dataset = prepare_dataset(self.eval_dataset, cfg.algorithm, column_mapping=d.column_mapping, system_prompt=d.system_prompt)
+        from aligntune.rewards import check_reward_columns  # every column a reward reads, checked before the model loads
+        self.train_dataset, self.eval_dataset = (check_reward_columns(x, self.reward_functions) for x in (self.train_dataset, self.eval_dataset))
         self._check_batch()
         self._data_ready = True
     def _check_batch(self):
@@ -362,7 +364,7 @@ class TRLSimPOTrainer(_TRLTrainer, RLTrainerBase):
 def resolve_rewards(items, weights=None):
     "(callables, names, weights): registry names, RewardConfig entries, RewardFunction objects and callables, uniquely named."
     from aligntune.rewards import resolve_reward_functions
-    fns, weights = resolve_reward_functions(list(items or []), weights)
+    fns, weights = resolve_reward_functions(list(items or []), weights, training=True)
     return list(fns), [f.__name__ for f in fns], [float(w) for w in weights]
 
 class _Rewarded:
