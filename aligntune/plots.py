@@ -13,7 +13,7 @@ from .runs import Run, list_runs
 
 # %% auto #0
 __all__ = ['OTHER_PLOT_KEYS', 'EXTRA_KEYS', 'figure_png', 'save_figure', 'plot_keys', 'pick_keys', 'training_keys',
-           'plot_metrics', 'plot_training', 'plot_runs_keys', 'plot_runs', 'eval_frames', 'plot_eval',
+           'plot_metrics', 'plot_training', 'plot_runs_keys', 'fork_point', 'plot_runs', 'eval_frames', 'plot_eval',
            'plot_reward_scores']
 
 # %% ../nbs/09_plots.ipynb #71d2b8e4
@@ -182,17 +182,27 @@ def plot_runs_keys(runs, max_panels: int = 6) -> list:
             if k not in keys: keys.append(k)
     return keys[:max_panels]
 
+def fork_point(run):
+    "(parent run name, step) for a run forked from another run's checkpoint (recorded in run.json), else None."
+    p = (run.status or {}).get("parent")
+    return (Path(p["run"]).name, int(p["step"])) if isinstance(p, dict) and p.get("step") is not None else None
+
 def plot_runs(runs, keys=None, ncols: int = 3, fig=None, max_panels: int = 6, title=None):
     "The runs' curves overlaid, one panel per metric and one line per run; a matplotlib Figure."
     runs = _runs(runs)
     keys = list(keys) if keys else plot_runs_keys(runs, max_panels)
     frames, labels = [r.metrics for r in runs], _labels(runs)
+    forks = [fork_point(r) for r in runs]
+    labels = [lab if f is None else f"{lab} (fork of {f[0]} at step {f[1]})" for lab, f in zip(labels, forks)]
     nrows, nc = _shape(len(keys), ncols)
     fig = _figure(fig, (4 * nc, 2.6 * nrows), layout=None)
     for i, (ax, k) in enumerate(zip(_grid(fig, keys, nc, "no metrics to compare"), keys)):
-        for lab, m in zip(labels, frames):
+        for lab, m, f in zip(labels, frames, forks):
             s = m[["step", k]].dropna() if k in m else None
-            if s is not None and len(s): ax.plot(s["step"], s[k].astype(float), lw=1.2, label=lab)
+            if s is None or not len(s): continue
+            off = f[1] if f else 0   # a fork's steps continue from its parent's checkpoint
+            line, = ax.plot(s["step"] + off, s[k].astype(float), lw=1.2, label=lab)
+            if f: ax.axvline(off, color=line.get_color(), ls=":", lw=1)
         if i == 0 and ax.lines: ax.legend(fontsize=7)
     if title: fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(left=0.07, right=0.98, top=0.88 if title else 0.92, bottom=0.1, wspace=0.3, hspace=0.55)

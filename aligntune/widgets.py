@@ -411,6 +411,8 @@ class TrainPanel:
         self._t_begin = self._last_draw = None
         self.train_button = W.Button(description="Train", button_style="primary", icon="play", layout=W.Layout(width="130px"))
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True, layout=W.Layout(width="90px"))
+        self.resume_button = W.Button(description="Resume", icon="step-forward", disabled=True, layout=W.Layout(width="110px"),
+                                      tooltip="continue the stopped, interrupted or crashed run from its newest checkpoint")
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px"))
         self.status = W.HTML("ready")
         self.error_box = W.HTML()
@@ -421,9 +423,10 @@ class TrainPanel:
         self.config_view = W.HTML()
         self.tabs = W.Tab(children=[W.VBox([self.plot_note, self.plot]), self.inspector.widget, self.config_view])
         self.tabs.titles = ("curves", "samples", "config")
-        self.widget = W.VBox([W.HBox([self.train_button, self.stop_button, self.progress, self.status]), self.error_box, self.tabs])
+        self.widget = W.VBox([W.HBox([self.train_button, self.stop_button, self.resume_button, self.progress, self.status]), self.error_box, self.tabs])
         self.widget.add_class("aligntune-train-panel")
         self.train_button.on_click(self._on_train_click)
+        self.resume_button.on_click(self._on_resume_click)
         self.stop_button.on_click(self._on_stop_click)
         if self.trainer is not None:   # listen from now on: the panel also follows a `trainer.train()` run elsewhere
             self.trainer.add_callback(self.listener)
@@ -434,22 +437,34 @@ class TrainPanel:
     def run_dir(self): return Path(self.trainer.config.training.output_dir) if self.trainer is not None else None
     @property
     def run(self): return _as_run(self.run_dir) if self.trainer is not None else None
-    def _make_trainer(self):
+    def _make_trainer(self, resume=None):
         "A fresh trainer for each run: the source function's, or the backend factory's for the config (a ConfigPanel is read now)."
         src = self.source
-        if callable(src): return src()
+        if _is_trainer(src):
+            if not resume: return src
+            raise ConfigError("Resume builds a new trainer from the run's config: make the panel with TrainPanel(config) or "
+                              "TrainPanel(config_panel), or continue in code with aligntune.Run(folder).resume().")
+        if callable(src): return src(resume=resume) if resume else src()
         from aligntune.backends.core import BackendFactory
         cfg = src.config if isinstance(src, ConfigPanel) else make_config(src)
-        return BackendFactory.create_trainer(cfg, **self.trainer_kw)
+        return BackendFactory.create_trainer(cfg, **{**self.trainer_kw, **({"resume": resume} if resume else {})})
+    def _can_resume(self) -> bool:
+        "A run folder whose run did not finish and has a complete checkpoint."
+        from aligntune.runs import find_checkpoint
+        d = self.run_dir
+        if d is None or not d.exists(): return False
+        st = _as_run(d).status.get("status") if (d / "run.json").exists() else None
+        return st != "finished" and find_checkpoint(d, say=None) is not None
 
     # handlers
     def _on_train_click(self, b=None): self.start()
     def _on_stop_click(self, b=None): self.stop()
+    def _on_resume_click(self, b=None): self.start(resume=True)
 
-    def start(self):
-        "Train in a background thread; returns at once (use `wait()` to block and re-raise an error)."
+    def start(self, resume=None):
+        "Train in a background thread; returns at once (use `wait()` to block and re-raise an error). `resume=True` continues the run."
         if self._thread is not None and self._thread.is_alive(): return self
-        self._thread = threading.Thread(target=self._run, kwargs=dict(reraise=False), daemon=True, name="aligntune-train")
+        self._thread = threading.Thread(target=self._run, kwargs=dict(reraise=False, resume=resume), daemon=True, name="aligntune-train")
         self._thread.start()
         return self
     def wait(self, timeout=None):
@@ -460,20 +475,23 @@ class TrainPanel:
     def train(self):
         "Train in this thread (blocking); returns the trainer's result and raises its error (also shown in the panel)."
         return self._run(reraise=True)
+    def resume(self):
+        "Continue the run from its newest checkpoint, blocking (the Resume button does it in the background)."
+        return self._run(reraise=True, resume=True)
     def stop(self):
         "Ask the trainer to stop after the current step (it then saves the model and ends cleanly)."
         if self.trainer is not None: self.trainer.request_stop()
         self.stop_button.disabled = True
         self.status.value = f"stopping after step {self.step + 1}…"
 
-    def _run(self, reraise: bool):
+    def _run(self, reraise: bool, resume=None):
         self.error, self.result, self._t_begin = None, None, None
         self.error_box.value = ""
-        self.train_button.disabled, self.stop_button.disabled = True, False
+        self.train_button.disabled, self.stop_button.disabled, self.resume_button.disabled = True, False, True
         self.status.value = "preparing (loading model and data)…"
         t, was_quiet = None, False
         try:
-            if not _is_trainer(self.source): self.trainer = self._make_trainer()
+            if resume or not _is_trainer(self.source): self.trainer = self._make_trainer(resume)
             was_quiet = self.trainer.quiet
             t = self.trainer; t.quiet = True     # the panel shows the progress, so the console stays silent
             t.add_callback(self.listener)        # a listener is added once, however often this runs
@@ -487,6 +505,7 @@ class TrainPanel:
         finally:
             if t is not None: t.quiet = was_quiet
             self.train_button.disabled, self.stop_button.disabled = False, True
+            self.resume_button.disabled = not self._can_resume()
             if self.trainer is not None and not _is_trainer(self.source): self.train_button.description = "Train again"
         return self.result
 

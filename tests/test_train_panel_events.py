@@ -84,3 +84,29 @@ def test_new_algorithms_train_from_the_config_panel(tmp_path, algo, tiny_model):
     (key, value), = own.items()
     group, field = key.split(".")
     assert run.config[group][field] == value
+
+
+def test_panel_resume_continues_a_stopped_run_and_a_fork_is_drawn_at_its_parent_step(tmp_path, tiny_model):
+    "Resume in the panel continues from the newest checkpoint; RunCompare draws a fork from its parent's step."
+    from aligntune.callbacks import StopAfter
+    from aligntune.plots import plot_runs, fork_point
+    from aligntune.toy import addition_facts, sft_rows
+    cfg = make_config(algorithm="sft", model_name=str(tiny_model), output_dir=str(tmp_path / "sft"), max_steps=5,
+                      batch_size=8, save_steps=1)
+    panel = TrainPanel(cfg, train_dataset=sft_rows(addition_facts()[:40]), callbacks=[StopAfter(2)])
+    assert panel.train()["status"] == "stopped"
+    assert not panel.resume_button.disabled            # stopped with a checkpoint: Resume is offered
+    panel.trainer_kw.pop("callbacks")
+    res = panel.resume()
+    assert res["status"] == "finished" and res["global_step"] == 5
+    run = Run(tmp_path / "sft")
+    assert run.metrics["step"].tolist() == [1, 2, 3, 4, 5] and run.status.get("resumed")
+    assert panel.resume_button.disabled                # finished: nothing to resume
+    fork = run.fork(str(tmp_path / "fork"), train_dataset=sft_rows(addition_facts()[:40]),
+                    max_steps=2, learning_rate=1e-5)
+    fork.train()
+    assert fork_point(Run(tmp_path / "fork")) == ("sft", 5)   # the newest checkpoint
+    fig = plot_runs([run, Run(tmp_path / "fork")], ["loss"])
+    xs = [list(l.get_xdata()) for l in fig.axes[0].lines]
+    assert [6, 7] in xs                                # the fork's steps 1-2 drawn after its parent's step 5
+    assert any(l.get_linestyle() == ":" and list(l.get_xdata()) == [5, 5] for l in fig.axes[0].lines)
