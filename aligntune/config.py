@@ -707,6 +707,16 @@ def resolve_key(key: str, algorithm: str = "grpo") -> str:
     if len(groups) == 1: return f"{groups[0]}.{key}"
     raise ConfigError(f"{key!r} is ambiguous for algorithm {algorithm!r}: it exists in {', '.join(groups)}. Use a dotted path such as {groups[0]}.{key}.")
 
+def _check_own_group(group, field_name, algo):
+    "An override of another algorithm's settings would change nothing this run reads: say so instead of keeping it."
+    own = get_algorithm(algo).settings
+    users = [a.title for a in ALGORITHMS.values() if a.settings == group]
+    if not users or group == own: return
+    same = field_name in {f.name for f in fields(_GROUPS[own])}
+    raise ConfigError(f"{group}.{field_name} is a setting of {', '.join(users)}, but this run's algorithm is {algo}, which reads {own}.*: "
+                      f"it would change nothing. " + (f"Set {own}.{field_name} instead, " if same else "") +
+                      f"or choose algorithm={group if group in ALGORITHMS else users[0].lower()!r}.")
+
 def apply_overrides(cfg, overrides: dict):
     "A new config with `overrides` (flat field names or dotted paths) applied on top of `cfg`."
     d = _to_dict(cfg)
@@ -716,6 +726,7 @@ def apply_overrides(cfg, overrides: dict):
         if k == "algorithm": continue
         if k in ("rewards", "reward_model_name"): d[k] = v; continue
         g, f = resolve_key(k, algo).split(".", 1)
+        _check_own_group(g, f, algo)
         d[g][f] = v
     return config_from_dict(d, type(cfg))
 
