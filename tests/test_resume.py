@@ -265,3 +265,13 @@ def test_save_minutes_writes_checkpoints_by_the_clock(algo, tmp_path):
     run = Run(tmp_path / "run")
     assert [c.name for c in run.checkpoints] == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
     assert run.status["last_checkpoint"] == "checkpoint-3" and run.state == "finished at step 3, last checkpoint 3"
+
+
+def test_resuming_a_finished_run_says_it_has_no_steps_left(tmp_path):
+    "A run that reached max_steps has nothing to resume: a clear error before training, and more steps on request."
+    from aligntune import ConfigError, Run
+    trainer("sft", tmp_path / "done", max_steps=2).train()
+    with pytest.raises(ConfigError, match=r"checkpoint-2 is already at step 2 and training.max_steps=2: the run has no steps left"):
+        trainer("sft", tmp_path / "done", max_steps=2, resume=True)
+    assert trainer("sft", tmp_path / "done", max_steps=3, resume=True).train()["global_step"] == 3
+    assert Run(tmp_path / "done").metrics["step"].tolist() == [1, 2, 3]

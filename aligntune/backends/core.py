@@ -31,6 +31,15 @@ def is_main_process() -> bool:
     "True on the process that writes the run record (rank 0 under torchrun/accelerate, or a plain process)."
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
+def _check_steps_left(checkpoint, max_steps):
+    "Resuming from a checkpoint at or past max_steps would train past the run's end: say what to do instead."
+    from aligntune.runs import _step_of
+    if checkpoint is None or not max_steps: return
+    step = _step_of(checkpoint)
+    if step >= max_steps:
+        raise ConfigError(f"{Path(checkpoint).name} is already at step {step} and training.max_steps={max_steps}: the run has no steps left "
+                          f"to resume. To train further, raise max_steps (e.g. --max-steps {2 * max_steps} with --resume), or fork a new run from it.")
+
 class TrainerBase:
     "The interface every trainer implements: train, evaluate, save_model, generate, push_to_hub; events go through `events`."
     backend: str = ""
@@ -43,6 +52,7 @@ class TrainerBase:
         self.run = RunWriter(self.output_dir, is_main=is_main_process())  # an unusable output_dir fails here, before anything loads
         if self.run.is_main: refuse_if_busy(self.output_dir)
         self.resume_from = resolve_resume(self.output_dir, resume, config.algorithm, say=print if is_main_process() else None)
+        _check_steps_left(self.resume_from, config.training.max_steps)
         self.parent = None  # {'run', 'checkpoint', 'step'} for a run forked from another run's checkpoint
         self.quiet = quiet  # True: no console progress (a live panel shows it instead)
         self.events = Dispatcher(self, [RunRecorder(self.run)] + ([ConsoleProgress()] if is_main_process() else []))
