@@ -281,8 +281,9 @@ ROLES = {  # what a column carries -> the column names that carry it, preferred 
     "messages": ("messages", "conversations", "conversation", "chat", "dialogue", "turns"),
     "prompt": ("prompt", "instruction", "question", "problem", "query", "input"),
     "completion": ("completion", "response", "output", "solution", "answer", "code", "target", "reply"),
-    "chosen": ("chosen", "preferred", "positive", "accepted", "winner", "response_chosen", "chosen_response"),
-    "rejected": ("rejected", "dispreferred", "negative", "loser", "response_rejected", "rejected_response"),
+    "chosen": ("chosen", "preferred", "positive", "accepted", "winner", "response_chosen", "chosen_response",
+               "response_j"),  # response_j/response_k: stack-exchange-paired (j is the better answer)
+    "rejected": ("rejected", "dispreferred", "negative", "loser", "response_rejected", "rejected_response", "response_k"),
     "label": ("label", "kto_label", "is_good", "desirable", "is_desirable", "thumbs_up"),
     "system": ("system", "system_prompt", "system_message"),
     "text": ("text", "content", "sentence", "document", "body"),
@@ -348,6 +349,9 @@ _NEED_WORDS = {"text": "{t} needs text, conversations or prompt/completion pairs
 
 def _role_list(role): return ", ".join(ROLES[role][:-1]) + " or " + ROLES[role][-1]
 
+_ROLE_WORDS = {"prompt": "column with the prompt", "completion": "column with the answer", "chosen": "column with the better answer",
+               "rejected": "column with the worse answer", "label": "column saying good or bad"}
+
 def _no_plan(kinds, algorithm, key, found, nulls, extra=""):
     "The DataError for columns that do not give what `algorithm` needs: found, needed, and a fix."
     title = get_algorithm(algorithm).title
@@ -365,9 +369,11 @@ def _no_plan(kinds, algorithm, key, found, nulls, extra=""):
     elif key == "pairs" and {"completion", "label"} <= set(found): msg += " These are single completions labelled good or bad: use algorithm='kto'."
     else:
         strs = [c for c in cols if kinds[c] in ("str", "messages") and c not in found.values()]
-        role = {"text": "completion" if "prompt" in found else "prompt", "pairs": "chosen", "unpaired": "label", "prompts": "prompt"}[key]
-        eg = f"column_mapping={{{strs[0]!r}: {role!r}}}" if strs else f"column_mapping={{'your_column': {role!r}}}"
-        msg += f" Fix: name your columns with column_mapping, e.g. {eg}."
+        roles = {"text": ["prompt", "completion"], "pairs": ["chosen", "rejected"], "unpaired": ["prompt", "completion", "label"],
+                 "prompts": ["prompt"]}[key]
+        eg = ", ".join(f"'<{_ROLE_WORDS[r]}>': {r!r}" for r in roles if r not in found)
+        msg += f" Fix: name your columns with column_mapping, e.g. column_mapping={{{eg}}}"
+        msg += f"; text columns here: {', '.join(strs)}." if strs else "."
     return DataError(msg)
 
 def _dialogues(data, col) -> bool:

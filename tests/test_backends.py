@@ -102,7 +102,7 @@ def test_bad_input_fails_early_with_clear_messages(tiny_model, tmp_path):
     rows = prompt_rows(addition_facts()[:8])
     with pytest.raises(ConfigError, match="one of sft, dpo, kto, orpo, simpo, ppo, rloo, grpo"):
         create_rl_trainer(tiny_model, rows, algorithm="rlhf", reward_functions=[digit_share])
-    with pytest.raises(DataError, match=r"columns found \(q, a\).*column_mapping=\{'q': 'prompt'\}"):
+    with pytest.raises(DataError, match=r"columns found \(q, a\).*column_mapping=\{'<column with the prompt>': 'prompt'\}; text columns here: q, a"):
         create_rl_trainer(tiny_model, [{"q": "1+1=", "a": "2"}], algorithm="grpo", reward_functions=[digit_share])
     with pytest.raises(DataError, match="needs prompts"):
         create_rl_trainer(tiny_model, [{"text": "hello"}], algorithm="dapo", reward_functions=[digit_share])
