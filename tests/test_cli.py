@@ -37,6 +37,7 @@ def test_rewards_command_lists_them():
     n = int(p.stdout.strip().splitlines()[-1].split()[0])
     assert n >= 30 and "exact_match" in p.stdout
 
+@pytest.mark.slow
 def test_eval_command_on_a_saved_model(tiny_model, tmp_path):
     out = tmp_path / "eval.json"
     p = subprocess.run([*aligntune_cmd(), "eval", "--model", str(tiny_model), "--task", "arithmetic", "--limit", "5", "--output", str(out)],

@@ -1,7 +1,9 @@
 "Runs trained from the command line open in the panels afterwards: the panels read only the run folder."
 import subprocess
+import pytest
 from conftest import aligntune_cmd
 
+@pytest.mark.slow
 def test_cli_runs_in_sample_inspector_and_run_compare(tmp_path):
     from aligntune.widgets import SampleInspector, RunCompare
     for name, lr in (("a", "1e-3"), ("b", "5e-4")):

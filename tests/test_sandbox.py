@@ -65,6 +65,8 @@ def _corpus(canary: Path, port: int):
     }
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("isolation", _levels())
 def test_hostile_corpus(isolation, canary, listener, monkeypatch):
     monkeypatch.setenv(SECRET, "hunter2-do-not-leak")
@@ -93,6 +95,7 @@ def test_hostile_corpus(isolation, canary, listener, monkeypatch):
     assert r.ok and r.stdout == "42\n", r
 
 
+@pytest.mark.slow  # checks what the corpus above left behind, so it runs with it
 def test_no_processes_of_sandbox_uids_left():
     "After the corpus no process runs as a sandbox uid (the namespace level uses uids 200000-899999)."
     left = []
