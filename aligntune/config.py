@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'SCHEDULERS', 'DPO_LOSS_TYPES', 'GRPO_LOSS_TYPES', 'SCALE_REWARDS', 'BACKENDS', 'KINDS', 'DATA_KINDS',
-           'ALGORITHMS', 'GRPO_FAMILY', 'GRPO_PRESETS', 'ConfigError', 'ConfigWarning', 'NameNote', 'ModelConfig',
-           'PeftParams', 'DatasetConfig', 'TrainingConfig', 'SFTParams', 'DPOParams', 'GRPOParams', 'RLOOParams',
-           'KTOParams', 'ORPOParams', 'SimPOParams', 'PPOParams', 'RewardConfig', 'original_names', 'BackendConfig',
-           'Algorithm', 'normalize_algorithm', 'get_algorithm', 'algorithms', 'UnifiedConfig', 'config_from_dict',
-           'save_yaml', 'load_yaml', 'resolve_key', 'apply_overrides', 'parse_set', 'make_config', 'resolved_settings',
-           'completion_length']
+__all__ = ['PRECISIONS', 'REPORT_TO', 'ON_REWARD_ERROR', 'SCHEDULERS', 'DPO_LOSS_TYPES', 'GRPO_LOSS_TYPES', 'SCALE_REWARDS',
+           'BACKENDS', 'KINDS', 'DATA_KINDS', 'ALGORITHMS', 'GRPO_FAMILY', 'GRPO_PRESETS', 'ConfigError',
+           'ConfigWarning', 'NameNote', 'ModelConfig', 'PeftParams', 'DatasetConfig', 'TrainingConfig', 'SFTParams',
+           'DPOParams', 'GRPOParams', 'RLOOParams', 'KTOParams', 'ORPOParams', 'SimPOParams', 'PPOParams',
+           'RewardConfig', 'original_names', 'BackendConfig', 'Algorithm', 'normalize_algorithm', 'get_algorithm',
+           'algorithms', 'UnifiedConfig', 'config_from_dict', 'save_yaml', 'load_yaml', 'resolve_key',
+           'apply_overrides', 'parse_set', 'make_config', 'resolved_settings', 'completion_length']
 
 # %% ../nbs/00_config.ipynb #ad201f2d
 class ConfigError(ValueError):
@@ -97,6 +97,10 @@ class ModelConfig:
         _check_num("model.max_seq_length", self.max_seq_length, lo=8, integer=True, fix="Use e.g. 512 or 1024.")
         _check_bool("model.trust_remote_code", self.trust_remote_code)
         _check_bool("model.gradient_checkpointing", self.gradient_checkpointing)
+        if self.chat_template is not None and not isinstance(self.chat_template, str):
+            raise _bad("model.chat_template", self.chat_template, "a Jinja template string or 'chatml'", "Leave it unset to keep the tokenizer's template.")
+        for k in ("revision", "attn_implementation"):
+            if getattr(self, k) is not None and not isinstance(getattr(self, k), str): raise _bad(f"model.{k}", getattr(self, k), "a string")
 
 # %% ../nbs/00_config.ipynb #893bf7c0
 @dataclass
@@ -137,12 +141,20 @@ class DatasetConfig:
     def __post_init__(self):
         if not isinstance(self.column_mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.column_mapping.items()):
             raise _bad("dataset.column_mapping", self.column_mapping, "a mapping of source column -> target column, e.g. {'question': 'prompt'}")
+        for k in ("split", "subset", "eval_split", "system_prompt"):
+            v = getattr(self, k)
+            if not (isinstance(v, str) or (v is None and k != "split")):
+                raise _bad(f"dataset.{k}", v, "a split name or slice such as 'train' or 'train[:10%]'" if "split" in k else "a string"
+                           + (" (the system message text)" if k == "system_prompt" else ""))
         _check_num("dataset.max_samples", self.max_samples, lo=1, integer=True, allow_none=True)
         _check_num("dataset.eval_size", self.eval_size, lo=0)
         if isinstance(self.eval_size, float) and self.eval_size >= 1 and not float(self.eval_size).is_integer():
             raise _bad("dataset.eval_size", self.eval_size, "a fraction below 1 or a whole number of rows")
 
 # %% ../nbs/00_config.ipynb #26f12cc0
+REPORT_TO = ("none", "all", "tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "clearml", "swanlab", "dvclive", "neptune",
+             "codecarbon", "azure_ml", "dagshub", "flyte")  # transformers' logging integrations
+ON_REWARD_ERROR = ("stop", "skip")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt")
 
 @dataclass
@@ -166,6 +178,7 @@ class TrainingConfig:
     seed: int = 42  # random seed
     report_to: str = "none"  # 'none', 'tensorboard', 'wandb', ...
     sample_groups: int = 4  # RL: prompt groups of sampled completions saved to samples.jsonl at each logging step (0: none)
+    on_reward_error: str = "stop"  # RL: a reward that raises or returns None/NaN/inf/a non-number: 'stop' the run naming it, or 'skip' the row (counted as rewards/skipped_rows)
     def __post_init__(self):
         if not isinstance(self.output_dir, str) or not self.output_dir: raise _bad("training.output_dir", self.output_dir, "a folder path")
         _check_num("training.num_epochs", self.num_epochs, lo=0, lo_open=True)
@@ -186,6 +199,9 @@ class TrainingConfig:
         _check_num("training.eval_steps", self.eval_steps, lo=1, integer=True, allow_none=True)
         _check_num("training.seed", self.seed, lo=0, integer=True)
         _check_num("training.sample_groups", self.sample_groups, lo=0, integer=True)
+        _check_choice("training.on_reward_error", self.on_reward_error, ON_REWARD_ERROR)
+        for r in (self.report_to if isinstance(self.report_to, list) else [self.report_to]):
+            if r not in REPORT_TO: raise _bad("training.report_to", self.report_to, f"one of {', '.join(map(repr, REPORT_TO))} (or a list of them)", _did_you_mean(r, REPORT_TO).strip() or None)
 
 # %% ../nbs/00_config.ipynb #64b4478b
 @dataclass
@@ -557,6 +573,13 @@ class UnifiedConfig:
 # other spellings people already use, accepted on input and written back under the one name
 _ALIASES = {("ppo", "response_length"): "max_completion_length"}
 
+_PREC = "aligntune picks the dtype with model.precision ('auto', 'fp32', 'fp16' or 'bf16'; auto uses bf16 where the GPU has it)."
+_FLAGS = {"fp16": f"fp16 is model.precision='fp16': {_PREC}", "bf16": f"bf16 is model.precision='bf16': {_PREC}",
+          "use_fp16": f"use_fp16 is model.precision='fp16': {_PREC}", "use_bf16": f"use_bf16 is model.precision='bf16': {_PREC}",
+          "torch_dtype": f"torch_dtype is model.precision: {_PREC}", "dtype": f"dtype is model.precision: {_PREC}",
+          "load_in_4bit": "load_in_4bit is QLoRA: peft.enabled=true with peft.method='qlora' (a CUDA GPU and bitsandbytes).",
+          "load_in_8bit": "aligntune has no 8-bit loading; for a quantised base use QLoRA: peft.enabled=true with peft.method='qlora'."}
+
 def _from_dict(cls, d, where):
     "Build dataclass `cls` from mapping `d`; unknown keys fail with a did-you-mean (or the original AlignTune's reason)."
     if not isinstance(d, dict): raise _bad(where, d, f"a mapping of {cls.__name__} fields")
@@ -565,6 +588,7 @@ def _from_dict(cls, d, where):
     orig = getattr(cls, "_original_names", {})
     for k in d:
         if k not in names:
+            if k in _FLAGS: raise ConfigError(f"{where + '.' if where else ''}{k} is not an aligntune setting: {_FLAGS[k]}")
             if isinstance(orig.get(k), str): raise ConfigError(f"{where}.{k} is the original AlignTune's; aligntune has no such key: {orig[k]}")
             raise ConfigError(f"Unknown key {where + '.' if where else ''}{k!r} in {cls.__name__}.{_suggest(k, names)} "
                               f"Known keys: {', '.join(names)}.")
@@ -612,7 +636,16 @@ def _undot(d):
 def _yaml_loader():
     "A SafeLoader that also reads `1e-4` as a float (YAML 1.1 needs a dot: `1.0e-4`)."
     import yaml
-    class L(yaml.SafeLoader): pass
+    class L(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for k, _ in node.value:
+                key = self.construct_object(k, deep=True)
+                if isinstance(key, str) and key in seen:
+                    raise ConfigError(f"{key!r} appears twice in the same mapping of the YAML config (lines {seen[key]} and {k.start_mark.line + 1}); "
+                                      "the second would silently replace the first. Keep one.")
+                seen[key] = k.start_mark.line + 1
+            return super().construct_mapping(node, deep)
     L.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789."))
     return L
 
@@ -632,14 +665,24 @@ def save_yaml(cfg, path=None) -> str:
 def load_yaml(path_or_text, cls=None):
     "Read a config from a YAML file path or YAML text."
     import yaml
-    s = str(path_or_text)
+    s, src = str(path_or_text), "The YAML text"
     if "\n" not in s and (s.endswith((".yaml", ".yml")) or Path(s).exists()):
         p = Path(s)
         if not p.exists(): raise ConfigError(f"Config file {s!r} does not exist. Give the path of a .yaml file, or a dict.")
-        s = p.read_text()
+        if p.is_dir(): raise ConfigError(f"{s!r} is a folder, not a config file. Give the path of a .yaml file (a run folder keeps its config in config.yaml).")
+        raw, src = p.read_bytes(), f"Config file {s!r}"
+        try:
+            if b"\0" in raw: raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "a NUL byte")
+            s = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{s!r} is not a text file: byte 0x{raw[e.start]:02x} at offset {e.start} is not UTF-8 text. "
+                              "Give a YAML file (UTF-8 text), e.g. one written by UnifiedConfig.to_yaml().") from None
     try: d = _yaml_load(s)
-    except yaml.YAMLError as e: raise ConfigError(f"Could not parse the YAML config: {e}") from None
-    return config_from_dict(d or {}, cls)
+    except yaml.YAMLError as e: raise ConfigError(f"Could not parse the YAML config: {' '.join(str(e).split())}") from None
+    if d is None:
+        raise ConfigError(f"{src} is empty: it sets nothing, and an empty config is not a run. Write at least algorithm, model.name_or_path "
+                          "and dataset.name (UnifiedConfig().to_yaml() shows every field), or start from a recipe (aligntune.recipes).")
+    return config_from_dict(d, cls)
 
 # %% ../nbs/00_config.ipynb #a121bf32
 def _flat_fields():
@@ -668,7 +711,7 @@ _ORIGINAL = {"lora_target_modules": "peft.target_modules", "target_modules": "pe
              "device_map": "aligntune places the model itself (model.precision picks the dtype; several GPUs go through accelerate or torchrun). Drop it.",
              "loggers": "use report_to='tensorboard' (or 'wandb', 'none').",
              "group_by_length": "aligntune does not sort batches by length. Drop it.",
-             "compute_perplexity": _EVAL, "compute_rouge": _EVAL, "compute_bleu": _EVAL}
+             "compute_perplexity": _EVAL, "compute_rouge": _EVAL, "compute_bleu": _EVAL, **_FLAGS}
 # a setting of another algorithm's group that means the same in this one: (key, this algorithm's group) -> field
 _SAME_MEANING = {("kl_coef", "grpo"): "beta", ("kl_coef", "rloo"): "beta", ("beta", "ppo"): "kl_coef"}
 
@@ -734,9 +777,13 @@ def parse_set(items) -> dict:
     "Parse CLI `--set key=value` items; values are read as YAML scalars (numbers, true/false, null, lists)."
     out = {}
     for it in items or []:
-        if "=" not in it: raise ConfigError(f"--set {it!r} is not valid: expected key=value, e.g. --set training.learning_rate=1e-4")
+        if not isinstance(it, str) or "=" not in it or not it.split("=", 1)[0].strip(): raise ConfigError(f"--set {it!r} is not valid: expected key=value, e.g. --set training.learning_rate=1e-4")
         k, v = it.split("=", 1)
-        out[k.strip()] = _yaml_load(v) if v.strip() else None
+        try: out[k.strip()] = _yaml_load(v) if v.strip() else None
+        except Exception as e:
+            import yaml
+            if not isinstance(e, (yaml.YAMLError, ConfigError)): raise
+            raise ConfigError(f"--set {it!r}: the value {v!r} is not valid YAML ({str(e).splitlines()[0]}). Quote text, e.g. --set 'key=\"[x\"'.") from None
     return out
 
 def make_config(config=None, algorithm=None, **overrides):

@@ -6,7 +6,7 @@ Docs: https://aligntune.github.io/aligntune/nbs/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #af182ecb
 from __future__ import annotations
-import os, re
+import json, os, re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +14,9 @@ from .config import ConfigError, get_algorithm, _did_you_mean
 
 # %% auto #0
 __all__ = ['BUILTIN_DATASETS', 'ROLES', 'RESERVED', 'HIDDEN', 'REFERENCES', 'DataError', 'load_data', 'pick_split',
-           'builtin_dataset', 'readme_configs', 'split_transcript', 'parse_transcript', 'find_roles', 'Plan',
-           'plan_columns', 'detect_format', 'check_columns', 'prepare_dataset', 'split_dataset', 'shown_columns',
-           'ensure_column']
+           'builtin_dataset', 'readme_configs', 'check_data_file', 'split_transcript', 'parse_transcript', 'find_roles',
+           'Plan', 'plan_columns', 'detect_format', 'check_columns', 'prepare_dataset', 'split_dataset',
+           'shown_columns', 'ensure_column']
 
 # %% ../nbs/01_data.ipynb #89ff27b5
 class DataError(ValueError):
@@ -59,6 +59,7 @@ def _from_rows(rows):
 
 def _kind_of(v):
     if v is None: return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool): return "number"
     if isinstance(v, list): return "message list" if v and all(isinstance(m, dict) for m in v) else "list"
     return type(v).__name__
 
@@ -135,6 +136,7 @@ def _load_file(p: Path, split, subset):
                         f"each optionally compressed ({', '.join(_COMPRESSION)}).")
     if subset is not None: raise DataError(f"subset={subset!r}: a single file has no configurations. Drop subset=, or give the snapshot folder.")
     kw = {"delimiter": "\t"} if kind == "csv" and ".tsv" in [s.lower() for s in p.suffixes] else {}
+    check_data_file(p)
     try:
         with _progress(_big(p)): ds = datasets.load_dataset(kind, data_files={"train": str(p)}, **kw)
     except Exception as e: raise _load_error(p, e) from None
@@ -233,6 +235,70 @@ def _load_path_or_hub(s, split, subset):
     except Exception as e:
         raise DataError(f"Could not load dataset {s!r} from the hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
                         "Check the id, subset= and split=, and your network, or pass a local file.") from None
+
+# %% ../nbs/01_data.ipynb #7e76961e
+_CHECK_MAX = 200e6  # bytes: larger files go straight to datasets' reader
+
+def _json_kind(v) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null", dict: "object"}.get(type(v), "number")
+
+def _json_rows(p, text) -> list:
+    "(line, row) pairs of a JSON array or JSON Lines text; [] when it is one object (a single row, or columns as lists)."
+    s = text.lstrip()
+    if s.startswith("["):
+        try: rows = json.loads(s)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{str(p)!r} is not valid JSON: {e.msg} at line {e.lineno + text[:len(text) - len(s)].count(chr(10))}, column {e.colno}. "
+                            "Fix that line (a JSON array of objects, or JSON Lines: one object per line).") from None
+        if not rows: raise DataError(f"{str(p)!r} holds no rows (an empty JSON array). Add rows such as {{\"prompt\": ..., \"completion\": ...}}.")
+        return [(f"item {i}", r) for i, r in enumerate(rows)]
+    try: whole = json.loads(s)
+    except json.JSONDecodeError: whole = None
+    if isinstance(whole, dict): return []
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip(): continue
+        try: out.append((f"line {n}", json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{str(p)!r} line {n} is not valid JSON ({e.msg} at column {e.colno}): {line[:80]!r}. "
+                            "Fix that line: JSON Lines hold one object per line, with double-quoted names and strings.") from None
+    return out
+
+def _check_csv(p, text, delimiter):
+    import csv, io
+    r = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows = [(r.line_num, row) for row in r if any(c.strip() for c in row)]
+    head = rows[0][1]
+    if len(rows) == 1:
+        raise DataError(f"{str(p)!r} has a header ({', '.join(head)}) but no rows: there is nothing to train on. Add rows below the header.")
+    for n, row in rows[1:]:
+        if len(row) > len(head):
+            raise DataError(f"{str(p)!r} line {n} has {len(row)} fields but the header has {len(head)} ({', '.join(head)}). "
+                            "A value holding the delimiter must be quoted, e.g. \"a, b\".")
+
+def check_data_file(p):
+    "Raise a `DataError` naming the file and the line or byte for what would break loading a JSON, JSON Lines, CSV, TSV or text file."
+    p = Path(p)
+    kind = _file_kind(p)
+    if kind not in ("json", "csv", "text") or p.suffix.lower() in _COMPRESSION or p.stat().st_size > _CHECK_MAX: return
+    raw = p.read_bytes()
+    try: text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{str(p)!r} is not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} (line {raw[:e.start].count(10) + 1}) cannot be "
+                        "decoded. Save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 old.jsonl > new.jsonl.") from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip(): raise DataError(f"{str(p)!r} is empty: there are no rows to train on. Check the path, or write one row per line.")
+    if kind == "csv": return _check_csv(p, text, "\t" if ".tsv" in [s.lower() for s in p.suffixes] else ",")
+    if kind != "json": return
+    rows = _json_rows(p, text)
+    for where, r in rows:
+        if not isinstance(r, dict):
+            raise DataError(f"{str(p)!r} {where} holds a {_json_kind(r)}, not a row: each row must be a JSON object such as "
+                            '{"prompt": "...", "completion": "..."}.')
+    e = _mixed_types([r for _, r in rows], None) if rows else None
+    if e is not None and str(e).startswith("Column"):
+        i1, i2 = map(int, re.findall(r"row (\d+)", str(e))[:2])
+        raise DataError(f"{str(p)!r}: {e}".replace(f"row {i1} ", f"{rows[i1][0]} ", 1).replace(f"row {i2} ", f"{rows[i2][0]} ", 1))
 
 # %% ../nbs/01_data.ipynb #2ebb4d95
 _STYLES = (  # (name, turn marker with a `role` group, text that ends a turn)
@@ -556,6 +622,7 @@ def _row_converter(plan, conv, system_prompt, extras, problems):
         if lay == "prompt":
             if _blank(p): note("empty_prompt", i); return []
             return [{"prompt": _with_system(_msgs(p, "user"), system) if conv else p}]
+        if "prompt" in c and p is None: note("empty_prompt", i); return []  # a null in the prompt column, not a prompt inside the answer
         ans = c.get("chosen", c.get("completion"))
         P, C, X, bad = _pair(p, r[ans], r[c["rejected"]] if "rejected" in c else None, conv, system)
         if bad: note(bad, i); return []
@@ -565,7 +632,9 @@ def _row_converter(plan, conv, system_prompt, extras, problems):
         if kind == "text":
             if "label" in c and not _label(r[c["label"]], i): note("bad_label", i); return []
             return [{"prompt": P, "completion": C}]
-        if kind == "pairs": return [{"prompt": P, "chosen": C, "rejected": X}]
+        if kind == "pairs":
+            if _same_turns(_msgs(C, "assistant"), _msgs(X, "assistant")): note("same_pair", i); return []
+            return [{"prompt": P, "chosen": C, "rejected": X}]
         if lay == "unpaired": return [{"prompt": P, "completion": C, "label": _label(r[c["label"]], i)}]
         return [{"prompt": P, "completion": C, "label": True}, {"prompt": P, "completion": X, "label": False}]
     derive = kind == "prompts" and lay in ("messages", "dialogue_text", "implicit_pairs") and "completion" not in extras
@@ -590,6 +659,7 @@ _PROBLEMS = {  # problem -> (what it means, whether training can go on without t
     "empty_answer": ("an empty or null answer", True),
     "empty_text": ("empty text", True),
     "bad_label": ("a completion labelled bad (SFT trains on the good ones only)", True),
+    "same_pair": ("chosen == rejected (nothing to prefer)", True),
 }
 
 def _report(problems, plan, n_in, n_out, notes):
@@ -608,6 +678,10 @@ def _report(problems, plan, n_in, n_out, notes):
             raise DataError(f"Column {col!r} holds no dialogue markers ('\\n\\nHuman:/\\n\\nAssistant:', '### Human:', ChatML, 'User:/Assistant:'), "
                             f"so the prompt cannot be told apart from the answer. Add a 'prompt' column (column_mapping={{'your_prompt_column': 'prompt'}}), "
                             "or give the conversations as message lists.")
+        if what == "same_pair" and 2 * len(rows) > n_in:
+            raise DataError(f"{len(rows)} of {n_in} rows have chosen == rejected (rows {first}{', ...' if len(rows) > 3 else ''}): a preference "
+                            f"method learns nothing from a pair with no difference, and the loss would stay constant. Check the columns that "
+                            f"feed chosen ({src('chosen')!r}) and rejected ({src('rejected')!r}), e.g. a column_mapping that maps one column twice.")
         if droppable: notes.append(f"{len(rows)} of {n_in} rows left out: {desc} (rows {first}{', ...' if len(rows) > 3 else ''}).")
     if n_out == 0: raise DataError(f"No row of {n_in} is usable as {plan.describe()}: " + "; ".join(_PROBLEMS[w][0] for w in problems) + ".")
 

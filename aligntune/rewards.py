@@ -15,9 +15,10 @@ from .data import shown_columns, ensure_column, _say
 
 # %% auto #0
 __all__ = ['register_reward', 'get_reward_function', 'get_reward', 'list_rewards', 'create_composite_reward', 'RewardError',
-           'RewardWarning', 'completion_text', 'prompt_text', 'RewardFunction', 'FunctionReward', 'RewardRegistry',
-           'check_weights', 'weighted_total', 'CompositeReward', 'resolve_reward_functions', 'check_reward_columns',
-           'reward_model_text', 'score_with_reward_model', 'RewardScores', 'score_rewards']
+           'RewardWarning', 'completion_text', 'prompt_text', 'RewardFunction', 'BadScore', 'FunctionReward',
+           'RewardRegistry', 'check_weights', 'weighted_total', 'CompositeReward', 'resolve_reward_functions',
+           'check_reward_columns', 'check_scored', 'check_rewards_on_rows', 'reward_model_text',
+           'score_with_reward_model', 'RewardScores', 'score_rewards']
 
 # %% ../nbs/04_rewards.ipynb #f5b20406
 class RewardError(ConfigError):
@@ -76,6 +77,8 @@ class RewardFunction:
     name: str | None = None  # registry name (default: the class name in snake_case)
     strict: bool = False  # raise on the first failing row instead of scoring it None
     num_errors: int = 0  # rows that raised so far
+    on_error: str | None = None  # None: a failing row scores None with one warning; 'stop': raise naming the reward, row and value; 'skip': None, counted
+    num_skipped: int = 0  # rows left unscored under on_error='skip'
 
     def __init__(self, strict: bool = False, name: str | None = None):
         self.strict, self.num_errors = strict, 0
@@ -132,6 +135,14 @@ class RewardFunction:
 
     def _failed(self, i, e):
         if self.strict: raise e
+        if self.on_error == "stop":
+            what = f"returned {_shown(e.value)} for row {i}" if isinstance(e, BadScore) else f"raised {type(e).__name__}: {e} on row {i}"
+            raise RewardError(f"reward {self.__name__!r} {what}{_row_text(getattr(self, '_batch_texts', None), i)}: {e.why if isinstance(e, BadScore) else 'it could not score it'}. "
+                              "Fix the reward (call it on a few rows to see), or set training.on_reward_error='skip' to leave such scores out "
+                              "(counted as rewards/skipped_rows).") from (None if isinstance(e, BadScore) else e)
+        if self.on_error == "skip":
+            self.num_skipped += 1
+            return None
         self.num_errors += 1
         if getattr(self, "_first_error", None) is None: self._first_error = e
         if not getattr(self, "_warned", False):
@@ -142,7 +153,7 @@ class RewardFunction:
 
     def score_batch(self, texts: list[str], contexts: list[dict]) -> list[float | None]:
         "Score many rows; override for batched models or parallel sandboxes (keep row isolation)."
-        out = []
+        out, self._batch_texts = [], texts
         for i, (t, ctx) in enumerate(zip(texts, contexts)):
             try:
                 v = self._compute(t, ctx)
@@ -173,11 +184,29 @@ class RewardFunction:
     def __repr__(self):
         return f"{type(self).__name__}(name={self.__name__!r})"
 
+class BadScore(ValueError):
+    "A reward's value that is not a finite number (NaN, inf, a string, a list...)."
+    def __init__(self, value, why):
+        super().__init__(f"returned {_shown(value)}: {why}"); self.value, self.why = value, why
+
+def _shown(v) -> str:
+    r = repr(v)
+    r = r if len(r) <= 60 else r[:57] + "..."
+    return r if isinstance(v, float) and not math.isfinite(v) else f"{r} (a {type(v).__name__})"
+
+def _row_text(texts, i) -> str:
+    t = texts[i] if texts is not None and i < len(texts) else None
+    return f" (completion {t[:40]!r})" if isinstance(t, str) else ""
+
 def _as_float(x) -> float:
+    "A reward's score as a float; a `BadScore` for anything but a finite number."
     if isinstance(x, bool): return float(x)
-    x = float(x)
-    if math.isnan(x): raise ValueError("reward returned NaN")
-    return x
+    if isinstance(x, (str, bytes, dict, list, tuple, set)) or x is None:
+        raise BadScore(x, "a reward returns one number per completion (or None for a row it does not apply to)")
+    try: f = float(x)
+    except (TypeError, ValueError): raise BadScore(x, "a reward returns one number per completion") from None
+    if not math.isfinite(f): raise BadScore(f, "a score must be a finite number (NaN or inf would poison the advantages)")
+    return f
 
 # %% ../nbs/04_rewards.ipynb #947585bc
 def _accepts(fn, name: str) -> bool:
@@ -195,6 +224,8 @@ def _callable_name(fn) -> str:
     while isinstance(fn, functools.partial): fn = fn.func
     n = getattr(fn, "__name__", None)
     return n if n and n != "<lambda>" else _snake(type(fn).__name__) if not n else "lambda_reward"
+
+_FAILED = object()  # the batch call raised: retry row by row
 
 class FunctionReward(RewardFunction):
     "A plain function as a reward: batch (`f(prompts, completions, **kw)`) or per-row (`f(text, **ctx)`)."
@@ -220,14 +251,23 @@ class FunctionReward(RewardFunction):
         if not self.batch: return super().__call__(prompts, completions, **columns)
         if completions is None: raise RewardError(f"reward {self.__name__!r} was called without completions")
         columns, before = shown_columns(columns), self.num_errors
-        try:
-            out = list(self.fn(prompts=prompts, completions=completions, **columns))
-            if len(out) != len(completions):
-                raise RewardError(f"reward {self.__name__!r} returned {len(out)} scores for {len(completions)} completions; return one per completion")
-            return self._checked([None if x is None else _as_float(x) for x in out], 0)
+        self._batch_texts = [completion_text(c) for c in completions]
+        try: out = self.fn(prompts=prompts, completions=completions, **columns)
         except RewardError: raise
         except Exception as e:
             if self.strict: raise
+            out = _FAILED
+        if out is not _FAILED:
+            if isinstance(out, (str, bytes, dict)) or not hasattr(out, "__len__") or not hasattr(out, "__iter__"):
+                raise RewardError(f"reward {self.__name__!r} returned {_shown(out)}, not a list: a batch reward returns one score per completion.")
+            out = list(out)
+            if len(out) != len(completions):
+                raise RewardError(f"reward {self.__name__!r} returned {len(out)} scores for {len(completions)} completions; return one per completion")
+            res = []
+            for i, x in enumerate(out):
+                try: res.append(None if x is None else _as_float(x))
+                except BadScore as e: res.append(self._failed(i, e))
+            return self._checked(res, self.num_errors - before)
         n, res = len(completions), []  # retry row by row so only the failing rows become None
         for i in range(n):
             cols = {k: (v[i:i + 1] if isinstance(v, (list, tuple)) and len(v) == n else v) for k, v in columns.items()}
@@ -473,6 +513,66 @@ def check_reward_columns(ds, # a prepared dataset (see `aligntune.data.prepare_d
         name, cols = _needs(it)
         for c in cols: ds = ensure_column(ds, c, f"reward {name!r}", said)
     _say(said, notes)
+    return ds
+
+# %% ../nbs/04_rewards.ipynb #7cc225c4
+def check_scored(scores: dict, # {reward name: one score (float, or None when it did not score) per row}
+                 reference_columns: dict | None = None, # {reward name: the column it compares against}, named in the message
+                 on_error: str = "stop", # 'stop' raises for the first unscored row; 'skip' only returns them
+                ) -> list[int]:
+    "The rows no reward scored; with on_error='stop' a `RewardError` naming the row, the rewards, their columns and the fix."
+    names = list(scores)
+    n = len(scores[names[0]]) if names else 0
+    rows = [i for i in range(n) if all(_score(scores[k][i]) is None for k in names)]
+    if rows and on_error == "stop":
+        refs = {k: c for k, c in (reference_columns or {}).items() if c and k in names}
+        cols = "; ".join(f"{k} reads the column {c!r}" for k, c in refs.items())
+        raise RewardError(f"row {rows[0]}: no reward scored it ({', '.join(names)} returned None; {len(rows)} of {n} rows of this batch alike)"
+                          f"{'; ' + cols if cols else ''}. A row without a score trains on a reward of 0, so the run would learn nothing from it. "
+                          "Check that the reference column holds what the reward compares against (column_mapping={'your_column': ...}, or the "
+                          "reward's reference_column=), or set training.on_reward_error='skip' to count such rows and go on.")
+    return rows
+
+def _loads_a_model(item) -> bool:
+    "Whether resolving `item` would load a model (registry entries of category 'model')."
+    name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else getattr(item, "name", None) if not callable(item) else None
+    if not isinstance(name, str): return False
+    RewardRegistry._load_builtins()
+    e = RewardRegistry._entries.get(name)
+    return e is not None and e.category == "model"
+
+def check_rewards_on_rows(ds, # a prepared dataset carrying the rewards' columns (see `check_reward_columns`)
+                          reward_functions, # the rewards, in any shape `resolve_reward_functions` takes
+                          n: int = 8, # rows to try
+                         ):
+    "Score each reference reward's own reference on the first `n` rows; one that scores none of them is a `DataError` before training."
+    import copy
+    from aligntune.data import DataError
+    if ds is None or not reward_functions or len(ds) == 0: return ds
+    items = [it for it in (reward_functions if isinstance(reward_functions, (list, tuple)) else [reward_functions]) if not _loads_a_model(it)]
+    if not items: return ds
+    fns, _ = resolve_reward_functions(items)
+    rows = ds.select(range(min(n, len(ds)))).to_list()
+    cols = shown_columns({k: [r[k] for r in rows] for k in rows[0]})
+    for f in fns:
+        col = getattr(f, "reference_column", None)
+        if not col or col not in cols or not isinstance(f, RewardFunction) or isinstance(f, FunctionReward): continue
+        refs = ["" if v is None else completion_text(v) if isinstance(v, list) else str(v) for v in cols[col]]
+        if not any(t.strip() for t in refs):
+            raise DataError(f"reward {f.__name__!r} compares against the column {col!r}, which is empty in the first {len(refs)} rows: every score "
+                            f"would be None or 0. Map the column that holds the reference: column_mapping={{'your_column': {col!r}}}, or "
+                            f"reference_column='your_column' in the reward's params.")
+        g = copy.copy(f); g.on_error, g.strict, g._sole = None, False, False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try: vals = g(prompts=cols.get("prompt"), completions=refs, **{k: v for k, v in cols.items() if k != "prompt"})
+            except RewardError: vals = [None] * len(refs)
+        if all(v is None for v in vals):
+            e = getattr(g, "_first_error", None)
+            raise DataError(f"reward {f.__name__!r} could not score the reference itself on any of the first {len(refs)} rows (column {col!r}, "
+                            f"e.g. {refs[0][:80]!r}{'; ' + type(e).__name__ + ': ' + str(e)[:120] if e is not None else ''}): every score would be None "
+                            "and nothing would train. Point reference_column= (or column_mapping) at a column that holds the final answer "
+                            "(such as '42' or '\\boxed{42}'), or pick a reward that fits this column.")
     return ds
 
 # %% ../nbs/04_rewards.ipynb #5db59252
