@@ -381,3 +381,70 @@ def test_corpus_size():
     for c in CASES: by[c[0]] = by.get(c[0], 0) + 1
     by["models"] = len(MODEL_CASES); by["cli"] = len(_CLI)
     assert sum(by.values()) >= 150, by
+
+# ---------------------------------------------------------------- runs: a failing reward stops the run, or is counted when asked
+def _grpo(tiny, tmp, reward, **kw):
+    from aligntune import create_rl_trainer
+    from aligntune.toy import addition_facts, prompt_rows
+    return create_rl_trainer(str(tiny), prompt_rows(addition_facts())[:8], algorithm="grpo", reward_functions=reward, backend="trl",
+                             output_dir=str(tmp / "run"), max_steps=2, batch_size=4, num_generations=4, max_completion_length=4, **kw)
+
+def nan_first(completions, **kw):
+    "NaN for the first completion of a batch."
+    return [float("nan")] + [1.0] * (len(completions) - 1)
+
+def make_flaky():
+    "A per-row reward that raises on the second completion of every batch of four."
+    calls = [0]
+    def flaky(text):
+        calls[0] += 1
+        return {}["missing"] if calls[0] % 4 == 2 else 1.0
+    return flaky
+
+def test_failing_reward_stops_the_run(tiny, tmp_path):
+    from aligntune import Run
+    t = _grpo(tiny, tmp_path, [make_flaky()])
+    with pytest.raises(RewardError, match=r"reward 'flaky' raised KeyError: 'missing' on row 1 \(completion .*on_reward_error='skip'"): t.train()
+    assert Run.load(tmp_path / "run").status["status"] == "failed"
+
+def test_nan_reward_stops_the_run(tiny, tmp_path):
+    with pytest.raises(RewardError, match=r"reward 'nan_first' returned nan for row 0"): _grpo(tiny, tmp_path, [nan_first]).train()
+
+def test_sample_recorder_takes_inf():
+    from aligntune.backends.trl import group_advantages, SampleTap
+    adv = group_advantages([math.inf, 0.0, 1.0, 0.0], 2)
+    assert math.isnan(adv[0]) and adv[2:] == pytest.approx([1.0, -1.0], abs=1e-3)
+    tap = SampleTap(["r"], [1.0], 2)
+    tap.record("r", ["p", "p"], ["a", "b"], [math.inf, 0.0])
+    assert tap.flush()[0]["reward"] == math.inf
+
+def test_skipped_reward_rows_are_counted(tiny, tmp_path):
+    from aligntune import Run
+    res = _grpo(tiny, tmp_path, [make_flaky(), "length"], on_reward_error="skip").train()
+    assert res["status"] == "finished"
+    m = Run.load(tmp_path / "run").metrics
+    skipped = [x for x in m["rewards/skipped"] if x == x]
+    assert skipped and skipped[-1] >= 2 and skipped == sorted(skipped), skipped  # one per batch at least, cumulative
+
+def test_rl_run_records_its_rewards_and_algorithm(tiny, tmp_path):
+    import yaml
+    from aligntune import create_rl_trainer, Run
+    from aligntune.toy import addition_facts, prompt_rows
+    t = create_rl_trainer(str(tiny), prompt_rows(addition_facts())[:8], algorithm="dapo", reward_functions=["numeric_match"], backend="trl",
+                          output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, num_generations=4, max_completion_length=4,
+                          mask_truncated_completions=False)
+    t.train()
+    run = Run.load(tmp_path / "run")
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert [r["name"] for r in cfg["rewards"]] == ["numeric_match"]
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert status.get("algorithm") == "dapo", status
+
+def test_all_prompts_too_long_fails_before_training(tiny, tmp_path):
+    from aligntune import create_rl_trainer
+    rows = [dict(prompt="1+1= " * 40, answer="2") for _ in range(4)]
+    t = create_rl_trainer(str(tiny), rows, algorithm="grpo", reward_functions=["numeric_match"], backend="trl", output_dir=str(tmp_path / "run"),
+                          max_steps=1, batch_size=4, num_generations=4, max_completion_length=8, max_seq_length=32)
+    with pytest.raises(DataError, match=r"All 4 prompts checked are longer than the 24 tokens left for them .*the longest has \d+ tokens.*Raise model\.max_seq_length to at least"):
+        t.train()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists() or not (tmp_path / "run" / "metrics.jsonl").read_text().strip()

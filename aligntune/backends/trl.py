@@ -13,12 +13,12 @@ from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_m
 from ..runs import save_checkpoint, mark_checkpoint
 from ..data import prepare_dataset, split_dataset, DataError
 from ..rewards import weighted_total
-from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config
+from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, check_qlora, check_target_modules
 
 # %% auto #0
-__all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'TRLSFTTrainer', 'TRLDPOTrainer',
-           'TRLKTOTrainer', 'TRLORPOTrainer', 'TRLSimPOTrainer', 'resolve_rewards', 'TRLGRPOTrainer', 'TRLRLOOTrainer',
-           'TRLPPOTrainer']
+__all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'check_lengths', 'TRLSFTTrainer',
+           'TRLDPOTrainer', 'TRLKTOTrainer', 'TRLORPOTrainer', 'TRLSimPOTrainer', 'resolve_rewards', 'TRLGRPOTrainer',
+           'TRLRLOOTrainer', 'TRLPPOTrainer']
 
 # %% ../../nbs/05a_backends.trl.ipynb #04b00a0d
 def probe(algorithm: str) -> tuple:
@@ -77,6 +77,7 @@ def _event_relay(trainer):
             logs = dict(logs)
             if "train_runtime" in logs: trainer._summary = logs; return
             if any(k.startswith("eval_") for k in logs): return  # on_evaluate reports evaluations
+            if getattr(trainer, "_tap", None) is not None: logs.update(trainer._tap.metrics())
             trainer.events.emit("log", step=state.global_step, metrics=logs)
             tap = getattr(trainer, "_tap", None)
             rows = tap.flush(trainer.config.training.sample_groups) if tap is not None else []
@@ -138,9 +139,11 @@ def _text(x):
 
 class SampleTap:
     "Collects prompts, completions and rewards of the latest generation batch for samples.jsonl."
-    def __init__(self, names, weights, num_generations, scale_rewards="group", max_completion_length=None, eos_token_id=None):
+    def __init__(self, names, weights, num_generations, scale_rewards="group", max_completion_length=None, eos_token_id=None,
+                 on_error=None, references=None, fns=()):
         self.names, self.weights, self.G, self.scale = list(names), list(weights), num_generations, scale_rewards
         self.max_len, self.eos = max_completion_length, eos_token_id
+        self.on_error, self.refs, self.fns, self.unscored = on_error, references or {}, list(fns), 0  # see `metrics`
         self._key, self._batch = None, None
     def wrap(self, fn, name):
         def reward(prompts=None, completions=None, **kw):
@@ -153,6 +156,13 @@ class SampleTap:
         key = id(completions)
         if key != self._key: self._key, self._batch = key, dict(prompts=prompts, completions=completions, rewards={}, ids=completion_ids)
         self._batch["rewards"][name] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in vals]
+        if self.on_error and len(self._batch["rewards"]) == len(self.names):  # every reward has scored this batch
+            from aligntune.rewards import check_scored
+            self.unscored += len(check_scored(self._batch["rewards"], self.refs, self.on_error))
+    def metrics(self) -> dict:
+        "Under on_error='skip': scores left out so far (rewards/skipped) and rows no reward scored (rewards/unscored_rows)."
+        if self.on_error != "skip": return {}
+        return {"rewards/skipped": sum(getattr(f, "num_skipped", 0) for f in self.fns), "rewards/unscored_rows": self.unscored}
     def flush(self, max_groups: int = 4) -> list:
         b, self._key, self._batch = self._batch, None, None
         if not b or max_groups <= 0: return []
@@ -173,12 +183,12 @@ class SampleTap:
 
 def group_advantages(total, G, scale="group"):
     "(reward - group mean), divided by the group std ('group'), the batch std ('batch') or nothing ('none'); 'rloo': leave-one-out."
-    import statistics as st
+    pstd = lambda xs: math.sqrt(sum((x - sum(xs) / len(xs)) ** 2 for x in xs) / len(xs)) if len(xs) > 1 else 0.0  # plain floats: inf and NaN stay floats
     out = [0.0] * len(total)
-    bstd = st.pstdev(total) if len(total) > 1 else 0.0
+    bstd = pstd(total)
     for g in range(0, len(total), G):
         grp = total[g:g + G]; mu = sum(grp) / len(grp)
-        sd = st.pstdev(grp) if scale == "group" and len(grp) > 1 else bstd if scale == "batch" else 1.0
+        sd = pstd(grp) if scale == "group" and len(grp) > 1 else bstd if scale == "batch" else 1.0
         for j, r in enumerate(grp):
             if scale == "rloo": out[g + j] = (r - mu) * len(grp) / max(len(grp) - 1, 1)  # r minus the mean of the others
             else: out[g + j] = (r - mu) / (sd + 1e-4) if scale != "none" else r - mu
@@ -191,6 +201,7 @@ class _TRLTrainer(TrainerBase):
         if self.model is None:
             if not self.config.model.name_or_path: raise ConfigError("model.name_or_path is empty: pass model_name= (a hub id, a local folder or a loaded model).")
             check_model_source(self.config.model.name_or_path)
+        if self.config.peft.enabled and self.config.peft.method == "qlora" and not getattr(self.model, "is_loaded_in_4bit", False): check_qlora()
         if self.config.reward_model_name: check_model_source(self.config.reward_model_name)
         self._load_data()
     def setup(self):
@@ -198,6 +209,7 @@ class _TRLTrainer(TrainerBase):
         cfg = self.config
         self._load_model()
         self._load_data()
+        check_lengths(self.train_dataset, self.tokenizer, cfg)
         self.trl_trainer = self._build()
         _atomic_checkpoints(self)
         from transformers.trainer_callback import PrinterCallback
@@ -220,14 +232,17 @@ class _TRLTrainer(TrainerBase):
         if self.model is None:
             name = cfg.model.name_or_path
             if not name: raise ConfigError("model.name_or_path is empty: pass model_name= (a hub id, a local folder or a loaded model).")
-            self.model, self.tokenizer = load_model(name, precision=cfg.model.precision, trust_remote_code=cfg.model.trust_remote_code,
+            qlora = cfg.peft.enabled and cfg.peft.method == "qlora"  # quantised at load time, with its adapters: never plain LoRA under a qlora config
+            self.model, self.tokenizer = load_model(name, precision=cfg.model.precision, peft=cfg.peft if qlora else None, trust_remote_code=cfg.model.trust_remote_code,
                                                     revision=cfg.model.revision, chat_template=cfg.model.chat_template,
                                                     attn_implementation=cfg.model.attn_implementation, tokenizer=self.tokenizer)
         elif self.tokenizer is None:
             _, self.tokenizer = load_model(self.model, chat_template=cfg.model.chat_template)
         else: fix_tokenizer(self.tokenizer, cfg.model.chat_template)
         self.peft_config = None
-        if cfg.peft.enabled and not hasattr(self.model, "peft_config"): self.peft_config = lora_config(cfg.peft)
+        if cfg.peft.enabled and not hasattr(self.model, "peft_config"):
+            check_target_modules(self.model, cfg.peft)
+            self.peft_config = lora_config(cfg.peft)
     def _load_data(self):
         cfg, d = self.config, self.config.dataset
         if getattr(self, "_data_ready", False): return
@@ -247,6 +262,8 @@ class _TRLTrainer(TrainerBase):
             self.eval_dataset = prepare_dataset(self.eval_dataset, cfg.algorithm, column_mapping=d.column_mapping, system_prompt=d.system_prompt)
         from aligntune.rewards import check_reward_columns  # every column a reward reads, checked before the model loads
         self.train_dataset, self.eval_dataset = (check_reward_columns(x, self.reward_functions) for x in (self.train_dataset, self.eval_dataset))
+        from aligntune.rewards import check_rewards_on_rows  # a reward that cannot score its own reference fails here, not after a run of zeros
+        check_rewards_on_rows(self.train_dataset, self.reward_functions)
         self._check_batch()
         self._data_ready = True
     def _check_batch(self):
@@ -290,6 +307,24 @@ class _TRLTrainer(TrainerBase):
         import json
         p = self.output_dir / "eval.json"
         return json.loads(p.read_text()) if p.exists() else {}
+
+# %% ../../nbs/05a_backends.trl.ipynb #9c1040bb
+def check_lengths(ds, tokenizer, cfg, n: int = 64):
+    "Raise a `DataError` when every one of the first `n` rows is longer than the tokens `cfg` leaves for it."
+    from aligntune.models import _prompt_ids
+    if ds is None or len(ds) == 0: return
+    col = next((c for c in ("prompt", "text", "messages") if c in ds.column_names), None)
+    if col is None: return
+    gen = completion_length(cfg) or 0
+    limit, what = cfg.model.max_seq_length - gen, ("prompts" if col == "prompt" else "rows")
+    rows = ds.select(range(min(n, len(ds))))[col]
+    lens = [len(tokenizer.apply_chat_template(list(v), tokenize=True, return_dict=True)["input_ids"]) if col == "messages" else len(_prompt_ids(tokenizer, v))
+            for v in rows]
+    if lens and min(lens) > limit:
+        room = f" ({cfg.model.max_seq_length} minus {cfg.spec.length}={gen})" if gen else ""
+        raise DataError(f"All {len(lens)} {what} checked are longer than the {limit} tokens left for them{room}: the longest has {max(lens)} tokens, "
+                        f"the shortest {min(lens)}. Every row would be cut or dropped and nothing would train. Raise model.max_seq_length to at "
+                        f"least {min(lens) + gen + 1}" + (f", lower {cfg.spec.length}" if gen else "") + ", or shorten the rows.")
 
 # %% ../../nbs/05a_backends.trl.ipynb #67415e46
 class TRLSFTTrainer(_TRLTrainer, SFTTrainerBase):
@@ -372,7 +407,10 @@ class _Rewarded:
     def _rewards(self, num_generations, scale, max_len):
         cfg = self.config
         fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
-        self._tap = SampleTap(names, weights, num_generations, scale, max_len, self.tokenizer.eos_token_id)
+        for f in fns: f.on_error = cfg.training.on_reward_error  # 'stop' names the reward, row and value; 'skip' counts them
+        self._tap = SampleTap(names, weights, num_generations, scale, max_len, self.tokenizer.eos_token_id,
+                              on_error=None if cfg.reward_model_name else cfg.training.on_reward_error,  # a reward model scores every row
+                              references={f.__name__: getattr(f, "reference_column", None) for f in fns}, fns=fns)
         self._eval_reward_functions, self._eval_reward_weights = fns, list(weights)
         funcs = [self._tap.wrap(f, n) for f, n in zip(fns, names)]
         if cfg.reward_model_name:
