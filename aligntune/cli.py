@@ -10,8 +10,8 @@ import argparse, os, sys, platform, importlib.util
 from importlib import metadata
 
 # %% auto #0
-__all__ = ['TESTED', 'KNOWN_BAD', 'COMMANDS', 'environment_report', 'doctor', 'command', 'cmd_doctor', 'build_parser', 'main',
-           'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval']
+__all__ = ['TESTED', 'KNOWN_BAD', 'COMMANDS', 'environment_report', 'doctor', 'command', 'cmd_doctor', 'number_arg',
+           'build_parser', 'main', 'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval']
 
 # %% ../nbs/11_cli.ipynb #ef3dcc35
 TESTED = {  # package -> (lowest tested, highest tested); the pins CI uses are in .ci/constraints.txt
@@ -78,8 +78,25 @@ def cmd_doctor(args):
     doctor(); return 0
 cmd_doctor.add_args = lambda p: None
 
+class _Parser(argparse.ArgumentParser):
+    "argparse, with a usage mistake said in one line (and exit status 2) instead of the usage block."
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+def number_arg(lo=None, integer: bool = True, lo_open: bool = False):
+    "An argparse `type` for a finite number (an integer by default) >= lo (> lo with lo_open), refused in words otherwise."
+    import math
+    def parse(s):
+        try: v = int(s) if integer else float(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not {'an integer' if integer else 'a number'}") from None
+        if not math.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo)):
+            raise argparse.ArgumentTypeError(f"{s} is not valid: expected {'an integer' if integer else 'a number'} {'>' if lo_open else '>='} {lo}")
+        return v
+    parse.__name__ = "integer" if integer else "number"
+    return parse
+
 def build_parser():
-    ap = argparse.ArgumentParser(prog="aligntune", description="Align language models: SFT, DPO, PPO and the GRPO family on TRL or Unsloth.")
+    ap = _Parser(prog="aligntune", description="Align language models: SFT, DPO, PPO and the GRPO family on TRL or Unsloth.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     for name, fn in COMMANDS.items():
         sp = sub.add_parser(name, help=(fn.__doc__ or "").strip().splitlines()[0], description=fn.__doc__)
@@ -93,10 +110,14 @@ def main(argv=None) -> int:
     if not args.command: ap.print_help(); return 0
     try: return COMMANDS[args.command](args) or 0
     except KeyboardInterrupt: print("interrupted", file=sys.stderr); return 130
-    except (ValueError, FileNotFoundError) as e:
-        print(f"aligntune {args.command}: error: {e}", file=sys.stderr); return 2
+    except (ValueError, OSError) as e:  # our errors are ValueErrors; a path that is missing, a folder or unreadable is an OSError
+        if isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)): raise
+        print(f"aligntune {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr); return 2
     except Exception as e:
         from aligntune.runs import StorageError
+        from aligntune.backends.core import BackendError
+        if isinstance(e, BackendError):  # a backend that cannot run here: a choice to change, not a crash
+            print(f"aligntune {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr); return 2
         if not isinstance(e, StorageError): raise
         print(f"aligntune {args.command}: error: {e}", file=sys.stderr); return 1
 
@@ -130,7 +151,7 @@ def _train_args(p):
     p.add_argument("config", help="a YAML config file, or a recipe name such as sft-tiny or dapo-colab-t4 (see aligntune.recipes)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set training.learning_rate=1e-4 (repeatable)")
     p.add_argument("--output", "-o", help="the run folder (training.output_dir)")
-    p.add_argument("--max-steps", type=int, help="training.max_steps")
+    p.add_argument("--max-steps", type=number_arg(1), help="training.max_steps")
     p.add_argument("--backend", choices=["auto", "trl", "unsloth"], help="backend.backend")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                    help="continue the run in the output folder from its newest complete checkpoint (or from CHECKPOINT); a fresh start when it has none")
@@ -159,8 +180,8 @@ def cmd_demo(args):
 
 def _demo_args(p):
     p.add_argument("--output", "-o", default="aligntune-demo", help="folder for the runs and plots")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=float, default=1.0, help="multiply every stage's step budget (e.g. 0.1 for a smoke run)")
+    p.add_argument("--seed", type=number_arg(0), default=0)
+    p.add_argument("--scale", type=number_arg(0, integer=False, lo_open=True), default=1.0, help="multiply every stage's step budget (e.g. 0.1 for a smoke run)")
 cmd_demo.add_args = _demo_args
 
 @command
@@ -187,6 +208,6 @@ def cmd_eval(args):
 def _eval_args(p):
     p.add_argument("--model", required=True, help="a model folder (full model or LoRA adapter) or a hub id")
     p.add_argument("--task", action="append", required=True, help="a task name (registered, or an lm-eval task); repeatable")
-    p.add_argument("--limit", type=int, help="evaluate only the first N items of each task")
+    p.add_argument("--limit", type=number_arg(1), help="evaluate only the first N items of each task")
     p.add_argument("--output", "-o", help="write the results as JSON here (a run folder gets eval.json)")
 cmd_eval.add_args = _eval_args
