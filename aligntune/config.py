@@ -672,8 +672,8 @@ def load_yaml(path_or_text, cls=None):
         if p.is_dir(): raise ConfigError(f"{s!r} is a folder, not a config file. Give the path of a .yaml file (a run folder keeps its config in config.yaml).")
         raw, src = p.read_bytes(), f"Config file {s!r}"
         try:
-            if b"\0" in raw: raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "a NUL byte")
             s = raw.decode("utf-8")
+            if "\0" in s: raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "a NUL byte")
         except UnicodeDecodeError as e:
             raise ConfigError(f"{s!r} is not a text file: byte 0x{raw[e.start]:02x} at offset {e.start} is not UTF-8 text. "
                               "Give a YAML file (UTF-8 text), e.g. one written by UnifiedConfig.to_yaml().") from None

@@ -12,9 +12,9 @@ from .config import ConfigError, PeftParams, PRECISIONS, _bad
 
 # %% auto #0
 __all__ = ['BUILTIN_MODEL', 'CHATML_TEMPLATE', 'CHAR_TOKENS', 'ModelError', 'hardware', 'pick_precision', 'torch_dtype',
-           'resolve_builtin_model', 'check_model_source', 'fix_tokenizer', 'build_tiny_model', 'tiny_model_path',
-           'char_model', 'load_tokenizer', 'load_model', 'lora_config', 'add_lora', 'is_unsloth_model',
-           'count_parameters', 'check_model_files', 'check_model_and_tokenizer', 'check_target_modules', 'check_qlora',
+           'resolve_builtin_model', 'check_model_source', 'check_model_files', 'check_model_and_tokenizer',
+           'check_target_modules', 'check_qlora', 'fix_tokenizer', 'build_tiny_model', 'tiny_model_path', 'char_model',
+           'load_tokenizer', 'load_model', 'lora_config', 'add_lora', 'is_unsloth_model', 'count_parameters',
            'estimate_memory_gb', 'generate']
 
 # %% ../nbs/02_models.ipynb #3ed1fcb8
@@ -84,6 +84,94 @@ def check_model_source(name_or_path) -> str:
     if _looks_like_hub_id(s): return "hub"
     raise ModelError(f"Model path {s!r} does not exist, and it is not a hub id of the form 'owner/name'. "
                      "Check the path, or build the offline test model with aligntune.models.build_tiny_model().")
+
+# %% ../nbs/02_models.ipynb #36035851
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tokenizer_config.json")
+
+def _check_safetensors(f: Path):
+    size, bad = f.stat().st_size, lambda why: ModelError(f"{str(f)!r} is {why}. The download or save was cut short or the file is damaged: "
+                                                               "download or save the model again.")
+    with open(f, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or n > size - 8: raise bad(f"truncated or corrupt: its header claims {max(n, 0)} bytes, the file has {size}")
+        try: meta = json.loads(fh.read(n))
+        except (ValueError, UnicodeDecodeError): raise bad("corrupt: its header is not the JSON a safetensors file starts with") from None
+    if not isinstance(meta, dict): raise bad("corrupt: its header is not a table of tensors")
+    end = max((v["data_offsets"][1] for k, v in meta.items() if isinstance(v, dict) and len(v.get("data_offsets", ())) == 2), default=0)
+    if 8 + n + end > size: raise bad(f"truncated: its tensors need {8 + n + end} bytes, the file has {size}")
+
+def check_model_files(folder):
+    "Raise a `ModelError` naming the file for an unreadable config.json, a missing shard, or a truncated or corrupt safetensors file."
+    p = Path(folder)
+    if (p / "config.json").exists():
+        try: cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            where = f" at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+            raise ModelError(f"{str(p / 'config.json')!r} is not valid JSON ({getattr(e, 'msg', e)}{where}). "
+                             "Save the model again, or copy config.json from the model it came from.") from None
+        if not isinstance(cfg, dict) or not cfg.get("model_type"):
+            raise ModelError(f"{str(p / 'config.json')!r} has no model_type, so transformers cannot tell which model class to build. "
+                             "Copy config.json from the model the weights came from.")
+    idx = p / "model.safetensors.index.json"
+    if idx.exists():
+        try: files = set(json.loads(idx.read_text()).get("weight_map", {}).values())
+        except (ValueError, AttributeError): raise ModelError(f"{str(idx)!r} is not valid JSON; save the model again.") from None
+        missing = sorted(f for f in files if not (p / f).exists())
+        if missing: raise ModelError(f"{str(p)!r} is missing weight shards {missing} listed in model.safetensors.index.json; download or save the model again.")
+    for f in sorted(p.glob("*.safetensors")): _check_safetensors(f)
+
+def _load_failure(src, e):
+    "A `ModelError` for what transformers says about a folder whose config and weights disagree, or None."
+    msg = str(e)
+    m = re.search(r"model type `?([\w-]+)`?", msg)
+    if "Unrecognized model" in msg or "does not recognize this architecture" in msg:
+        import transformers
+        return ModelError(f"{src!r}: config.json says model_type {m.group(1) if m else '?'!r}, which transformers {transformers.__version__} does not know. "
+                          "Check config.json, or upgrade transformers if the model is newer than it.")
+    if "size mismatch" in msg or "ignore_mismatched_sizes" in msg or "shape" in msg.lower():
+        return ModelError(f"{src!r}: the weights do not match config.json: some tensors have other shapes than its sizes say (the load report "
+                          "above lists them). "
+                          "config.json probably belongs to another model: save the model and its config together.")
+    return None
+
+def check_model_and_tokenizer(model, tok, src="the model"):
+    "Raise a `ModelError` when token ids can run past the embedding, or the chat template cannot render a conversation."
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(emb, "num_embeddings", None)
+    if rows is not None and len(tok) > rows:
+        raise ModelError(f"{src}: the tokenizer has {len(tok)} tokens but the model's embedding has {rows} rows, so ids from {rows} up would "
+                         "index past it (the tokenizer is probably another model's). Use the tokenizer saved with the model, "
+                         "or grow the embedding first: model.resize_token_embeddings(len(tokenizer)).")
+    msgs = [{"role": "user", "content": "ping-7"}, {"role": "assistant", "content": "pong-7"}]
+    try: text = tok.apply_chat_template(msgs, tokenize=False)
+    except Exception as e:
+        raise ModelError(f"{src}: the chat template could not render a conversation ({type(e).__name__}: {str(e).splitlines()[0][:200]}): a syntax "
+                         "error in the template. Fix model.chat_template, or set it to 'chatml'.") from None
+    if "ping-7" not in text or "pong-7" not in text:
+        raise ModelError(f"{src}: the chat template renders nothing of the messages (got {text[:60]!r}). "
+                         "A template loops over `messages` and writes each message['content']; fix model.chat_template or set it to 'chatml'.")
+
+def check_target_modules(model, peft):
+    "Raise a `ModelError` listing the model's linear layer names when a LoRA target names no module."
+    tm = peft.target_modules
+    if tm == "all-linear": return
+    import torch
+    names = [n for n, _ in model.named_modules()]
+    found = (lambda t: any(re.fullmatch(t, n) for n in names)) if isinstance(tm, str) else (lambda t: any(n == t or n.endswith("." + t) for n in names))
+    missing = [t for t in ([tm] if isinstance(tm, str) else tm) if not found(t)]
+    if missing:
+        lin = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ in ("Conv1D", "Linear4bit")})
+        raise ModelError(f"peft.target_modules={tm!r}: {', '.join(map(repr, missing))} match no module of this model. "
+                         f"Its linear layers are named {', '.join(lin)}; use some of those, or 'all-linear'.")
+
+def check_qlora(hw: dict | None = None):
+    "Raise a `ModelError` where QLoRA cannot quantise: no CUDA GPU, or no bitsandbytes."
+    hw = hw or hardware()
+    if hw["device"] != "cuda":
+        raise ModelError("peft.method='qlora' loads the base model in 4-bit, which needs a CUDA GPU (this machine has none). "
+                         "Use peft.method='lora' here; aligntune does not train plain LoRA under a config that says qlora.")
+    if importlib.util.find_spec("bitsandbytes") is None: raise ModelError("peft.method='qlora' needs bitsandbytes: pip install bitsandbytes")
 
 # %% ../nbs/02_models.ipynb #11caf45d
 CHATML_TEMPLATE = (
@@ -290,94 +378,6 @@ def count_parameters(model) -> tuple[int, int]:
     "(trainable, total) parameter counts."
     t = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return t, sum(p.numel() for p in model.parameters())
-
-# %% ../nbs/02_models.ipynb #36035851
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tokenizer_config.json")
-
-def _check_safetensors(f: Path):
-    size, bad = f.stat().st_size, lambda why: ModelError(f"{str(f)!r} is {why}. The download or save was cut short or the file is damaged: "
-                                                               "download or save the model again.")
-    with open(f, "rb") as fh:
-        head = fh.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if n < 2 or n > size - 8: raise bad(f"truncated or corrupt: its header claims {max(n, 0)} bytes, the file has {size}")
-        try: meta = json.loads(fh.read(n))
-        except (ValueError, UnicodeDecodeError): raise bad("corrupt: its header is not the JSON a safetensors file starts with") from None
-    if not isinstance(meta, dict): raise bad("corrupt: its header is not a table of tensors")
-    end = max((v["data_offsets"][1] for k, v in meta.items() if isinstance(v, dict) and len(v.get("data_offsets", ())) == 2), default=0)
-    if 8 + n + end > size: raise bad(f"truncated: its tensors need {8 + n + end} bytes, the file has {size}")
-
-def check_model_files(folder):
-    "Raise a `ModelError` naming the file for an unreadable config.json, a missing shard, or a truncated or corrupt safetensors file."
-    p = Path(folder)
-    if (p / "config.json").exists():
-        try: cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            where = f" at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-            raise ModelError(f"{str(p / 'config.json')!r} is not valid JSON ({getattr(e, 'msg', e)}{where}). "
-                             "Save the model again, or copy config.json from the model it came from.") from None
-        if not isinstance(cfg, dict) or not cfg.get("model_type"):
-            raise ModelError(f"{str(p / 'config.json')!r} has no model_type, so transformers cannot tell which model class to build. "
-                             "Copy config.json from the model the weights came from.")
-    idx = p / "model.safetensors.index.json"
-    if idx.exists():
-        try: files = set(json.loads(idx.read_text()).get("weight_map", {}).values())
-        except (ValueError, AttributeError): raise ModelError(f"{str(idx)!r} is not valid JSON; save the model again.") from None
-        missing = sorted(f for f in files if not (p / f).exists())
-        if missing: raise ModelError(f"{str(p)!r} is missing weight shards {missing} listed in model.safetensors.index.json; download or save the model again.")
-    for f in sorted(p.glob("*.safetensors")): _check_safetensors(f)
-
-def _load_failure(src, e):
-    "A `ModelError` for what transformers says about a folder whose config and weights disagree, or None."
-    msg = str(e)
-    m = re.search(r"model type `?([\w-]+)`?", msg)
-    if "Unrecognized model" in msg or "does not recognize this architecture" in msg:
-        import transformers
-        return ModelError(f"{src!r}: config.json says model_type {m.group(1) if m else '?'!r}, which transformers {transformers.__version__} does not know. "
-                          "Check config.json, or upgrade transformers if the model is newer than it.")
-    if "size mismatch" in msg or "ignore_mismatched_sizes" in msg or "shape" in msg.lower():
-        return ModelError(f"{src!r}: the weights do not match config.json: some tensors have other shapes than its sizes say (the load report "
-                          "above lists them). "
-                          "config.json probably belongs to another model: save the model and its config together.")
-    return None
-
-def check_model_and_tokenizer(model, tok, src="the model"):
-    "Raise a `ModelError` when token ids can run past the embedding, or the chat template cannot render a conversation."
-    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    rows = getattr(emb, "num_embeddings", None)
-    if rows is not None and len(tok) > rows:
-        raise ModelError(f"{src}: the tokenizer has {len(tok)} tokens but the model's embedding has {rows} rows, so ids from {rows} up would "
-                         "index past it (the tokenizer is probably another model's). Use the tokenizer saved with the model, "
-                         "or grow the embedding first: model.resize_token_embeddings(len(tokenizer)).")
-    msgs = [{"role": "user", "content": "ping-7"}, {"role": "assistant", "content": "pong-7"}]
-    try: text = tok.apply_chat_template(msgs, tokenize=False)
-    except Exception as e:
-        raise ModelError(f"{src}: the chat template could not render a conversation ({type(e).__name__}: {str(e).splitlines()[0][:200]}): a syntax "
-                         "error in the template. Fix model.chat_template, or set it to 'chatml'.") from None
-    if "ping-7" not in text or "pong-7" not in text:
-        raise ModelError(f"{src}: the chat template renders nothing of the messages (got {text[:60]!r}). "
-                         "A template loops over `messages` and writes each message['content']; fix model.chat_template or set it to 'chatml'.")
-
-def check_target_modules(model, peft):
-    "Raise a `ModelError` listing the model's linear layer names when a LoRA target names no module."
-    tm = peft.target_modules
-    if tm == "all-linear": return
-    import torch
-    names = [n for n, _ in model.named_modules()]
-    found = (lambda t: any(re.fullmatch(t, n) for n in names)) if isinstance(tm, str) else (lambda t: any(n == t or n.endswith("." + t) for n in names))
-    missing = [t for t in ([tm] if isinstance(tm, str) else tm) if not found(t)]
-    if missing:
-        lin = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or type(m).__name__ in ("Conv1D", "Linear4bit")})
-        raise ModelError(f"peft.target_modules={tm!r}: {', '.join(map(repr, missing))} match no module of this model. "
-                         f"Its linear layers are named {', '.join(lin)}; use some of those, or 'all-linear'.")
-
-def check_qlora(hw: dict | None = None):
-    "Raise a `ModelError` where QLoRA cannot quantise: no CUDA GPU, or no bitsandbytes."
-    hw = hw or hardware()
-    if hw["device"] != "cuda":
-        raise ModelError("peft.method='qlora' loads the base model in 4-bit, which needs a CUDA GPU (this machine has none). "
-                         "Use peft.method='lora' here; aligntune does not train plain LoRA under a config that says qlora.")
-    if importlib.util.find_spec("bitsandbytes") is None: raise ModelError("peft.method='qlora' needs bitsandbytes: pip install bitsandbytes")
 
 # %% ../nbs/02_models.ipynb #dc3fe754
 def estimate_memory_gb(n_params: int, precision: str = "bf16", lora_fraction: float | None = None, four_bit: bool = False) -> float:

@@ -208,7 +208,7 @@ def test_bad_data_fails_at_trainer_creation_naming_the_column(tiny_model, tmp_pa
     with pytest.raises(DataError, match="Column 'answer' is null in every row, and reward 'needs_answer' scores against it"):
         def needs_answer(prompts, completions, answer, **kw): return [1.0] * len(completions)
         mk([{"prompt": "p", "answer": None}] * 4, reward_functions=[needs_answer])
-    with pytest.raises(DataError, match="Column 'answer' mixes types: row 0 holds a str, row 1 a int"):
+    with pytest.raises(DataError, match="Column 'answer' mixes types: row 0 holds a str, row 1 a number"):
         mk([{"question": Q0, "answer": "5"}, {"question": Q1, "answer": 8}])
     with pytest.raises(DataError, match="Column 'input' is null in every row, so it cannot be the prompt"):
         create_rl_trainer(tiny_model, [{"system": "s", "input": None, "chosen": "a", "rejected": "b"}] * 2, algorithm="dpo")
