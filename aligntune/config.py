@@ -178,7 +178,7 @@ class TrainingConfig:
     seed: int = 42  # random seed
     report_to: str = "none"  # 'none', 'tensorboard', 'wandb', ...
     sample_groups: int = 4  # RL: prompt groups of sampled completions saved to samples.jsonl at each logging step (0: none)
-    on_reward_error: str = "stop"  # RL: a reward that raises or returns None/NaN/inf/a non-number: 'stop' the run naming it, or 'skip' the row (counted as rewards/skipped_rows)
+    on_reward_error: str = "stop"  # RL: a reward that raises or returns None/NaN/inf/a non-number: 'stop' the run naming it, or 'skip' the score (counted in rewards/skipped and rewards/unscored_rows)
     def __post_init__(self):
         if not isinstance(self.output_dir, str) or not self.output_dir: raise _bad("training.output_dir", self.output_dir, "a folder path")
         _check_num("training.num_epochs", self.num_epochs, lo=0, lo_open=True)

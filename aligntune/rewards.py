@@ -139,7 +139,7 @@ class RewardFunction:
             what = f"returned {_shown(e.value)} for row {i}" if isinstance(e, BadScore) else f"raised {type(e).__name__}: {e} on row {i}"
             raise RewardError(f"reward {self.__name__!r} {what}{_row_text(getattr(self, '_batch_texts', None), i)}: {e.why if isinstance(e, BadScore) else 'it could not score it'}. "
                               "Fix the reward (call it on a few rows to see), or set training.on_reward_error='skip' to leave such scores out "
-                              "(counted as rewards/skipped_rows).") from (None if isinstance(e, BadScore) else e)
+                              "(counted in the metric rewards/skipped).") from (None if isinstance(e, BadScore) else e)
         if self.on_error == "skip":
             self.num_skipped += 1
             return None
@@ -556,7 +556,8 @@ def check_rewards_on_rows(ds, # a prepared dataset carrying the rewards' columns
     cols = shown_columns({k: [r[k] for r in rows] for k in rows[0]})
     for f in fns:
         col = getattr(f, "reference_column", None)
-        if not col or col not in cols or not isinstance(f, RewardFunction) or isinstance(f, FunctionReward): continue
+        if not col or col not in cols or isinstance(f, FunctionReward) or getattr(f, "category", "") == "code": continue  # code rewards run tests, not answers
+        if any(isinstance(v, (list, dict)) and not (isinstance(v, list) and v and all(isinstance(m, dict) for m in v)) for v in cols[col]): continue
         refs = ["" if v is None else completion_text(v) if isinstance(v, list) else str(v) for v in cols[col]]
         if not any(t.strip() for t in refs):
             raise DataError(f"reward {f.__name__!r} compares against the column {col!r}, which is empty in the first {len(refs)} rows: every score "

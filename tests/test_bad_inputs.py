@@ -59,6 +59,11 @@ _FIELDS = [  # (id, UnifiedConfig kwargs, regex)
     ("eval-size-frac", dict(dataset=dict(eval_size=1.5)), r"dataset\.eval_size=1\.5 .*fraction"),
     ("eval-both", dict(dataset=dict(eval_size=0.1, eval_split="test")), r"eval_size=0\.1 and dataset\.eval_split='test' are both set"),
     ("split-int", dict(dataset=dict(split=3)), r"dataset\.split=3 .*split name"),
+    ("subset-int", dict(dataset=dict(subset=5)), r"dataset\.subset=5 .*string"),
+    ("revision-int", dict(model=dict(revision=3)), r"model\.revision=3 .*string"),
+    ("report-to-list-typo", dict(training=dict(report_to=["wandb", "tensorbord"])), r"training\.report_to=\['wandb', 'tensorbord'\]"),
+    ("on-reward-error-bool", dict(training=dict(on_reward_error=True)), r"training\.on_reward_error=True "),
+    ("max-seq-string", dict(model=dict(max_seq_length="512")), r"model\.max_seq_length='512' .*integer"),
     ("num-generations-one", dict(grpo=dict(num_generations=1)), r"grpo\.num_generations=1 .*at least 2"),
     ("temperature-zero", dict(grpo=dict(temperature=0)), r"grpo\.temperature=0 "),
     ("top-p-two", dict(grpo=dict(top_p=2)), r"grpo\.top_p=2 "),
@@ -161,6 +166,14 @@ _DATA = [  # (id, file name, content, algorithm, regex)
     ("grpo-no-prompt", "d.jsonl", '{"question_text": "a"}\n', "grpo", r"question_text"),
     ("dpo-no-rejected", "d.jsonl", '{"prompt": "a", "chosen": "b"}\n', "dpo", r"rejected"),
     ("unknown-extension", "d.xlsx", "a", "sft", r"unknown file type '\.xlsx'"),
+    ("json-array-item-string", "d.json", '[{"text": "a"}, "b"]', "sft", r"d\.json' item 1 holds a string, not a row"),
+    ("json-array-broken", "d.json", '[{"text": "a"},\n {"text": "b"\n]', "sft", r"d\.json' is not valid JSON: .* at line 3"),
+    ("json-messages-vs-string", "d.jsonl", '{"messages": [{"role": "user", "content": "a"}]}\n{"messages": "b"}\n', "sft",
+     r"Column 'messages' mixes types: line 1 holds a message list, line 2 a str"),
+    ("tsv-ragged", "d.tsv", "prompt\tcompletion\na\tb\tc\n", "sft", r"d\.tsv' line 2 has 3 fields but the header has 2"),
+    ("csv-header-then-blank", "d.csv", "prompt,completion\n\n,\n", "sft", r"has a header \(prompt, completion\) but no rows"),
+    ("text-file-empty", "d.txt", "   \n", "sft", r"d\.txt' is empty"),
+    ("latin1-json", "d.json", '[{"text": "déjà"}]'.encode("latin-1"), "sft", r"d\.json' is not UTF-8: byte 0xe9 at offset 12 \(line 1\)"),
     ("parquet-garbage", "d.parquet", b"not parquet at all", "sft", r"Could not read .*d\.parquet"),
 ]
 for _id, _name, _content, _algo, _rx in _DATA:
@@ -352,6 +365,9 @@ _CLI = [  # (id, argv builder, regex)
     ("demo-scale-zero", lambda t: ["demo", "-o", t / "d", "--scale", "0"], r"--scale.*0.*> 0"),
     ("demo-scale-nan", lambda t: ["demo", "-o", t / "d", "--scale", "nan"], r"--scale.*nan"),
     ("demo-seed-negative", lambda t: ["demo", "-o", t / "d", "--seed", "-2"], r"--seed.*-2.*>= 0"),
+    ("train-set-report-to", lambda t: ["train", "sft-tiny", "--set", "training.report_to=wandbb"], r"report_to='wandbb'.*Did you mean 'wandb'"),
+    ("train-set-fp16", lambda t: ["train", "sft-tiny", "--set", "fp16=true"], r"fp16.*model\.precision='fp16'"),
+    ("eval-limit-text", lambda t: ["eval", "--model", "aligntune:tiny", "--task", "arithmetic", "--limit", "all"], r"--limit: 'all' is not an integer"),
     ("status-not-folder", lambda t: ["status", t / "nope"], r"is not a folder"),
     ("unknown-command", lambda t: ["trian"], r"trian"),
 ]
@@ -448,3 +464,35 @@ def test_all_prompts_too_long_fails_before_training(tiny, tmp_path):
     with pytest.raises(DataError, match=r"All 4 prompts checked are longer than the 24 tokens left for them .*the longest has \d+ tokens.*Raise model\.max_seq_length to at least"):
         t.train()
     assert not (tmp_path / "run" / "metrics.jsonl").exists() or not (tmp_path / "run" / "metrics.jsonl").read_text().strip()
+
+def _cuda_and_bnb():
+    import importlib.util
+    try:
+        import torch
+        return torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
+    except ImportError: return False
+
+@pytest.mark.skipif(not _cuda_and_bnb(), reason="QLoRA needs a CUDA GPU and bitsandbytes")
+def test_qlora_on_trl_quantises(tiny, tmp_path):
+    from aligntune import create_rl_trainer
+    t = create_rl_trainer(str(tiny), [dict(prompt="1+1=", answer="2")] * 4, algorithm="grpo", reward_functions=["numeric_match"], backend="trl",
+                          output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, num_generations=4, max_completion_length=4,
+                          **{"peft.enabled": True, "peft.method": "qlora", "peft.target_modules": ["q_proj", "v_proj"]})
+    t.setup()
+    kinds = {type(m).__name__ for m in t.trl_trainer.model.modules()}
+    assert "Linear4bit" in kinds, kinds
+    assert t.train()["status"] == "finished"
+
+def test_qlora_refuses_an_unquantised_model(tiny, tmp_path):
+    from aligntune import create_rl_trainer
+    from aligntune.models import load_model
+    model, tok = load_model(str(tiny), precision="fp32")
+    t = create_rl_trainer(model, [dict(prompt="1+1=", answer="2")] * 4, algorithm="grpo", reward_functions=["numeric_match"], backend="trl",
+                          tokenizer=tok, output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, num_generations=4, max_completion_length=4,
+                          **{"peft.enabled": True, "peft.method": "qlora"}) if _cuda_and_bnb() else None
+    if t is None:  # without a GPU the refusal comes when the trainer is created
+        with pytest.raises(ModelError, match="qlora.*needs a CUDA GPU"):
+            create_rl_trainer(model, [dict(prompt="1+1=", answer="2")] * 4, algorithm="grpo", reward_functions=["numeric_match"], backend="trl",
+                              tokenizer=tok, output_dir=str(tmp_path / "run"), **{"peft.enabled": True, "peft.method": "qlora"})
+        return
+    with pytest.raises(ModelError, match="not loaded in 4-bit"): t.setup()

@@ -13,7 +13,7 @@ from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_m
 from ..runs import save_checkpoint, mark_checkpoint
 from ..data import prepare_dataset, split_dataset, DataError
 from ..rewards import weighted_total
-from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, check_qlora, check_target_modules
+from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, check_qlora, check_target_modules, ModelError
 
 # %% auto #0
 __all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'check_lengths', 'TRLSFTTrainer',
@@ -236,6 +236,10 @@ class _TRLTrainer(TrainerBase):
             self.model, self.tokenizer = load_model(name, precision=cfg.model.precision, peft=cfg.peft if qlora else None, trust_remote_code=cfg.model.trust_remote_code,
                                                     revision=cfg.model.revision, chat_template=cfg.model.chat_template,
                                                     attn_implementation=cfg.model.attn_implementation, tokenizer=self.tokenizer)
+        elif cfg.peft.enabled and cfg.peft.method == "qlora" and not getattr(self.model, "is_loaded_in_4bit", False):
+            raise ModelError("peft.method='qlora', but the model passed in is not loaded in 4-bit, so it would train plain LoRA. Pass the model name "
+                             "instead (aligntune loads it quantised), load it with load_model(..., peft=PeftParams(enabled=True, method='qlora')), "
+                             "or set peft.method='lora'.")
         elif self.tokenizer is None:
             _, self.tokenizer = load_model(self.model, chat_template=cfg.model.chat_template)
         else: fix_tokenizer(self.tokenizer, cfg.model.chat_template)
