@@ -164,7 +164,7 @@ class RewardFunction:
     def __call__(self, prompts=None, completions=None, **columns) -> list[float | None]:
         if completions is None: raise RewardError(f"reward {self.__name__!r} was called without completions")
         rows = list(self._rows(prompts, completions, columns))
-        before = self.num_errors
+        before, self._batch_texts = self.num_errors, [t for t, _ in rows]  # named in a failure's message
         return self._checked(self.score_batch([t for t, _ in rows], [c for _, c in rows]), self.num_errors - before)
 
     def _checked(self, out, failed: int):

@@ -463,6 +463,7 @@ class TRLPPOTrainer(_TRLTrainer, RLTrainerBase):
         from aligntune.ppo import PPOEngine
         self._load_model(); self._load_data()
         fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
+        for f in fns: f.on_error = self.config.training.on_reward_error  # as for the GRPO family: a failing reward stops the run, or is counted
         rm = self.config.reward_model_name
         self.engine = PPOEngine(self.model, self.tokenizer, self.config, self.train_dataset, reward_functions=fns or None,
                                 reward_weights=(weights + [1.0] if rm else weights) or None, reward_model=rm,
