@@ -496,3 +496,11 @@ def test_qlora_refuses_an_unquantised_model(tiny, tmp_path):
                               tokenizer=tok, output_dir=str(tmp_path / "run"), **{"peft.enabled": True, "peft.method": "qlora"})
         return
     with pytest.raises(ModelError, match="not loaded in 4-bit"): t.setup()
+
+def test_ppo_stops_on_an_infinite_reward(tiny, tmp_path):
+    from aligntune import create_rl_trainer
+    from aligntune.toy import addition_facts, prompt_rows
+    def inf_last(completions, **kw): return [0.0] * (len(completions) - 1) + [math.inf]
+    t = create_rl_trainer(str(tiny), prompt_rows(addition_facts())[:8], algorithm="ppo", reward_functions=[inf_last], backend="trl",
+                          output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, max_completion_length=4, num_ppo_epochs=1)
+    with pytest.raises(RewardError, match=r"reward 'inf_last' returned inf for row 3"): t.train()
