@@ -188,13 +188,13 @@ def test_trained_lora_exports_merged_and_gguf(arch, tmp_path):
     "A LoRA SFT run on each tiny model: merged equals the adapter and differs from the base; GGUF f16 and q8_0 agree on >= 99% of top-1 tokens."
     t = _train(arch, tmp_path / "run")
     res = {"merged": t.export(to="merged", quiet=True)}
-    for q in ("f16", "q8_0"): res[q] = t.export(to="gguf", quant=q, quiet=True)
+    for q in ("f16", "q8_0"): res[q] = t.export(to="gguf", quant=q, n_probes=16, quiet=True)
     n = len(res["merged"].probes)
     assert check(res["merged"], "greedy output identical")["value"] == f"{n}/{n}"
     assert check(res["merged"], "differs from base")["value"] > 1e-3
     for q in ("f16", "q8_0"):
         top1, kl = check(res[q], "top-1 agreement")["value"], check(res[q], "mean KL")["value"]
-        print(f"{arch} {q}: top-1 {top1:.4f} over {len(res[q].probes)} probes, mean KL {kl:.3g}")
+        print(f"{arch} {q}: top-1 {top1:.4f} over {check(res[q], 'positions')['value']} positions of {len(res[q].probes)} probes, mean KL {kl:.3g}")
         assert top1 >= 0.99 and 0 <= kl < (1e-3 if q == "f16" else 1e-2), res[q].table()
     assert all(r.ok for r in res.values())
     # the probes came from the training rows, and the run keeps every export's table
