@@ -455,10 +455,10 @@ def seq_logits(model, seqs) -> list:
 def compare_logits(ref: list, other: list) -> dict:
     "Top-1 agreement, mean KL(ref || other) and the largest absolute difference over all positions."
     import torch
-    a, b = torch.cat(ref), torch.cat(other)
+    a, b = torch.cat(ref).double(), torch.cat(other).double()
     la, lb = a.log_softmax(-1), b.log_softmax(-1)
-    kl = (la.exp() * (la - lb)).sum(-1)
-    return dict(top1=float((a.argmax(-1) == b.argmax(-1)).float().mean()), kl=float(kl.mean()), max_diff=float((a - b).abs().max()),
+    kl = (la.exp() * (la - lb)).sum(-1).mean()  # in float64; a KL is >= 0, what is below is rounding
+    return dict(top1=float((a.argmax(-1) == b.argmax(-1)).float().mean()), kl=max(float(kl), 0.0), max_diff=float((a - b).abs().max()),
                 positions=int(a.shape[0]))
 
 # %% ../nbs/19_export.ipynb #3ffb050d

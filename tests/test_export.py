@@ -253,3 +253,23 @@ def test_ppo_trainer_exports(tmp_path):
     n = len(res.probes)
     assert check(res, "greedy output identical")["value"] == f"{n}/{n}" and check(res, "differs from base")["value"] > 0
     assert not (res.path / "value").exists()  # the critic is not part of the exported model
+
+def test_full_fine_tune_in_a_run_is_compared_with_its_starting_model(tmp_path):
+    "A run's full fine-tune (no adapter): merged is the model as is, compared with the model the run started from (config.yaml)."
+    import torch, yaml
+    from aligntune.models import load_model, tiny_model_path
+    from aligntune.export import export
+    run = tmp_path / "run"; run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"algorithm": "sft", "model": {"name_or_path": str(tiny_model_path())}}))
+    m, tok = load_model(tiny_model_path(), precision="fp32")
+    with torch.no_grad(): m.model.norm.weight.mul_(1.5)
+    m.save_pretrained(run / "model"); tok.save_pretrained(run / "model")
+    res = export(run, quiet=True)
+    n = len(res.probes)
+    assert res.path == run / "exports" / "merged" and res.ok
+    assert check(res, "greedy output identical")["value"] == f"{n}/{n}" and check(res, "max logit difference")["value"] < 1e-3
+    assert check(res, f"differs from base ({tiny_model_path()})")["value"] > 1e-3
+    half = export(run, dtype="bf16", quiet=True)  # 16-bit on request: the logit difference is reported, not judged
+    assert half.path.name == "merged-2" and json.loads((half.path / "config.json").read_text())["dtype"] == "bfloat16"
+    assert check(half, "max logit difference")["ok"] is None and check(half, "max logit difference")["value"] > 0
+    assert [e["to"] for e in json.loads((run / "export.json").read_text())["exports"]] == ["merged", "merged"]
