@@ -273,3 +273,17 @@ def test_full_fine_tune_in_a_run_is_compared_with_its_starting_model(tmp_path):
     assert half.path.name == "merged-2" and json.loads((half.path / "config.json").read_text())["dtype"] == "bfloat16"
     assert check(half, "max logit difference")["ok"] is None and check(half, "max logit difference")["value"] > 0
     assert [e["to"] for e in json.loads((run / "export.json").read_text())["exports"]] == ["merged", "merged"]
+
+def test_export_panel_shows_steps_table_and_errors(tmp_path):
+    from aligntune.export import ExportPanel, EXPORT_STEPS
+    panel = ExportPanel(nudged_adapter(tmp_path / "adapter"), to="ollama", quant="f16")
+    panel.out.value = str(tmp_path / "o")
+    res = panel.run()
+    assert panel.steps() == {s: "done" for s in EXPORT_STEPS} and res.ok
+    assert "all checks pass" in panel.table_html.value and "template = chat template" in panel.table_html.value
+    assert not panel.button.disabled
+    bad = tmp_path / "gpt2"; bad.mkdir(); (bad / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    p2 = ExportPanel(bad, to="gguf", quant="f16")
+    assert p2.run(raise_errors=False) is None
+    assert p2.steps()["check"] == "failed" and p2.steps()["load"] == "waiting"
+    assert "supports the architectures qwen2, llama" in p2.table_html.value and "aligntune-error" in p2.table_html.value
