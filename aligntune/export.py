@@ -393,20 +393,26 @@ def _prompt_of(row):
     return None
 
 def probe_prompts(run=None, dataset=None, n: int = 4) -> list:
-    "`n` fixed probe prompts: from `dataset` rows, else the run's samples or dataset file, else `DEFAULT_PROBES`."
+    "`n` fixed probe prompts: from `dataset` rows, else the run's dataset file or logged samples, else `DEFAULT_PROBES`."
     rows = []
     if dataset is not None:
         try: rows = [dataset[i] for i in range(min(len(dataset), 64))]
         except Exception: rows = []
-    if not rows and run is not None:
+    if not rows and run is not None:  # the dataset file the run names (a local one), read as training read it
+        d = run.config.get("dataset") or {}
+        name = d.get("name")
+        if isinstance(name, str) and Path(name).expanduser().exists():
+            from aligntune.data import load_data, prepare_dataset
+            try:
+                ds = load_data(str(Path(name).expanduser()))
+                ds = ds.select(range(min(len(ds), 64))) if hasattr(ds, "select") else ds[:64]
+                try: ds = prepare_dataset(ds, run.algorithm or "sft", column_mapping=d.get("column_mapping"))
+                except Exception: pass
+                rows = [ds[i] for i in range(min(len(ds), 64))]
+            except Exception: rows = []
+    if not rows and run is not None:  # else the prompts it logged with its samples (chat turns flattened to text)
         from aligntune.runs import _read_jsonl
         rows = [r for r in _read_jsonl(run.path / "samples.jsonl")[:64] if isinstance(r, dict)]
-        name = (run.config.get("dataset") or {}).get("name")
-        if not rows and isinstance(name, str) and Path(name).expanduser().exists():
-            from aligntune.data import load_data
-            try:
-                ds = load_data(name); rows = [ds[i] for i in range(min(len(ds), 64))]
-            except Exception: rows = []
     out, seen = [], set()
     for r in rows:
         p = _prompt_of(r)
