@@ -571,6 +571,18 @@ def _base_logits(model, src, seqs):
             return seq_logits(base, seqs), str(p)
     return None, "no local base model to compare with"
 
+def _tokenizer_check(dest: Path, gguf_name: str, tok, probes) -> dict:
+    "Does the tokenizer transformers rebuilds from the GGUF metadata encode the probes (chat-templated) as the original does?"
+    from transformers import AutoTokenizer
+    texts = [p if isinstance(p, str) else tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in probes]
+    if getattr(tok, "chat_template", None): texts.append(tok.apply_chat_template(CHECK_CONVERSATION, tokenize=False, add_generation_prompt=True))
+    try:
+        with _quiet(): gt = AutoTokenizer.from_pretrained(str(dest), gguf_file=gguf_name)
+    except Exception as e:
+        return _row("tokenizer read back from GGUF", f"not checked: transformers cannot rebuild it ({type(e).__name__})", "-", None)
+    same = sum(tok(t, add_special_tokens=False)["input_ids"] == gt(t, add_special_tokens=False)["input_ids"] for t in texts)
+    return _row("tokenizer read back from GGUF", f"{same}/{len(texts)} texts encoded alike", f"{len(texts)}/{len(texts)}", same == len(texts))
+
 def _record(run, res: ExportResult):
     "Append this export's table to the run's export.json."
     from aligntune.runs import atomic_write
@@ -659,6 +671,7 @@ def export(source, # a trainer (TRL, Unsloth, PPO), a Run, a run folder, or a mo
                                _row("max logit difference", cmp["max_diff"], "-", None),
                                _row("greedy output identical", f"{same}/{n}", "-", None),
                                _row("positions compared", cmp["positions"], "-", None)]
+            if to != "merged": res.checks.append(_tokenizer_check(dest, gguf_name, tok, res.probes))
             if base is not None:
                 d = compare_logits(ref, base)["max_diff"]
                 res.checks.append(_row(f"differs from base ({base_from})", d, "> 1e-06", d > 1e-6))

@@ -64,6 +64,10 @@ def test_gguf_f16_reads_back_like_the_adapter(arch, tmp_path):
     res = export(nudged_adapter(tmp_path / "adapter", arch), to="gguf", quant="f16", out=tmp_path / "g", quiet=True)
     assert check(res, "top-1 agreement")["value"] >= 0.99 and check(res, "mean KL")["value"] < 1e-3, res.table()
     print(f"{arch} f16: top-1 {check(res, 'top-1')['value']:.4f}, KL {check(res, 'mean KL')['value']:.3g}")
+    # transformers rebuilds the Qwen2 tokenizer from the GGUF metadata and it encodes alike; its converter cannot yet
+    # rebuild a gpt2-style vocabulary without a BOS token under the llama architecture, which the table says
+    tk = check(res, "tokenizer read back from GGUF")
+    assert tk["ok"] is True if arch == "qwen2" else tk["ok"] in (True, None), tk
     r = gguf.GGUFReader(str(tmp_path / "g" / "adapter-f16.gguf"))
     names = {t.name: t.tensor_type.name for t in r.tensors}
     assert names["blk.0.attn_q.weight"] == "F16" and names["blk.0.attn_norm.weight"] == "F32"
