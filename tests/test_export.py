@@ -56,6 +56,11 @@ def test_untrained_adapter_is_reported_as_equal_to_base(tmp_path):
     with pytest.warns(UserWarning, match="differs from base"):
         res = export(tmp_path / "a", to="merged", out=tmp_path / "m", quiet=True)
     assert not res.ok and check(res, "differs from base")["ok"] is False
+    # the CLI keeps the export for inspection and exits 1
+    from aligntune.cli import main
+    with pytest.warns(UserWarning): assert main(["export", str(tmp_path / "a"), "--out", str(tmp_path / "m2")]) == 1
+    assert (tmp_path / "m2" / "config.json").exists()
+    assert main(["export", str(tmp_path / "a"), "--to", "gguf", "--out", str(tmp_path / "m2")]) == 2  # not empty: a user error
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])
 def test_gguf_f16_reads_back_like_the_adapter(arch, tmp_path):
