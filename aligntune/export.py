@@ -591,6 +591,45 @@ def _record(run, res: ExportResult):
     except (json.JSONDecodeError, AttributeError): prev = []
     atomic_write(p, json.dumps({"exports": prev + [res.to_dict()]}, indent=1, default=str))
 
+# %% ../nbs/19_export.ipynb #7e8ffea3
+def _read_back(res: ExportResult, gguf_name: str):
+    "The export loaded again from disk, in float32: the merged folder, or the GGUF file through transformers' GGUF loader."
+    import torch
+    from aligntune.models import load_model
+    with _quiet():
+        if res.to == "merged": return load_model(str(res.path), precision="fp32")[0]
+        from transformers import AutoModelForCausalLM
+        return AutoModelForCausalLM.from_pretrained(str(res.path), gguf_file=gguf_name, dtype=torch.float32)
+
+def _checks(res: ExportResult, tok, seqs, ref, base, gguf_name, max_new_tokens, exact: bool) -> list:
+    "The table rows for an export read back from disk, against the trained model's greedy sequences `seqs` and logits `ref`."
+    back = _read_back(res, gguf_name)
+    same = sum(a[1] == b[1] for a, b in zip(seqs, greedy_ids(back, tok, res.probes, max_new_tokens)))
+    cmp, n = compare_logits(ref, seq_logits(back, seqs)), len(seqs)
+    if res.to == "merged":
+        rows = [_row("greedy output identical", f"{same}/{n}", f"{n}/{n}", same == n),
+                _row("max logit difference", cmp["max_diff"], "< 0.001" if exact else "-", cmp["max_diff"] < 1e-3 if exact else None)]
+    else:
+        rows = [_row("top-1 agreement", cmp["top1"], f">= {TOP1_MIN}", cmp["top1"] >= TOP1_MIN),
+                _row("mean KL", cmp["kl"], f"< {KL_MAX[res.quant]:g}", cmp["kl"] < KL_MAX[res.quant]),
+                _row("max logit difference", cmp["max_diff"], "-", None),
+                _row("greedy output identical", f"{same}/{n}", "-", None),
+                _row("positions compared", cmp["positions"], "-", None),
+                _tokenizer_check(res.path, gguf_name, tok, res.probes)]
+    logits, base_from = base
+    if logits is None: rows.append(_row("differs from base", base_from, "-", None))
+    else:
+        d = compare_logits(ref, logits)["max_diff"]
+        rows.append(_row(f"differs from base ({base_from})", d, "> 1e-06", d > 1e-6))
+    if res.to == "ollama":
+        mf = (res.path / "Modelfile").read_text()
+        for conv, what in ((CHECK_CONVERSATION, "with system"), (CHECK_CONVERSATION[1:], "no system")):
+            same_text = render_modelfile(mf, conv) == tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+            rows.append(_row(f"template = chat template ({what})", "same" if same_text else "differs", "same", same_text))
+        stops = read_modelfile(mf)["stop"]
+        rows.append(_row("stop tokens are tokens", ", ".join(stops), "-", bool(stops) and all(s in tok.get_vocab() for s in stops)))
+    return rows
+
 # %% ../nbs/19_export.ipynb #a739689f
 KL_MAX = {"f16": 1e-3, "bf16": 1e-2, "q8_0": 1e-2}  # mean KL an export may show against the trained model
 TOP1_MIN = 0.99
@@ -610,14 +649,15 @@ def export(source, # a trainer (TRL, Unsloth, PPO), a Run, a run folder, or a mo
     "Export a trained model as merged weights, a GGUF file or an Ollama Modelfile + GGUF, checked against the trained model."
     import torch
     from aligntune.models import load_model
-    from aligntune.runs import Run, atomic_dir
+    from aligntune.runs import Run, atomic_dir, atomic_write
     say = on_step or (lambda *a: None)
-    check_target(to, quant)
-    say("check", "running", "")
-    live = None if isinstance(source, (str, os.PathLike, Run)) else _trainer_model(source)
-    if live is not None: check_architecture(live.config, to)  # before the trainer saves anything
-    src = _source(source)
+    src = None
     try:
+        say("check", "running", "")
+        check_target(to, quant)
+        live = None if isinstance(source, (str, os.PathLike, Run)) else _trainer_model(source)
+        if live is not None: check_architecture(live.config, to)  # before the trainer saves anything
+        src = _source(source)
         cfg = _model_config(src.folder)
         check_architecture(cfg, to)
         tok = _tokenizer(src.folder)
@@ -634,7 +674,7 @@ def export(source, # a trainer (TRL, Unsloth, PPO), a Run, a run folder, or a mo
             res.probes = _usable(probes if probes is not None else probe_prompts(src.run, src.dataset, n_probes), tok)
             seqs = greedy_ids(model, tok, res.probes, max_new_tokens)
             ref = seq_logits(model, seqs)
-            base, base_from = _base_logits(model, src, seqs)
+            base = _base_logits(model, src, seqs)
             say("probe", "done", f"{len(res.probes)} probes, {sum(len(p) + len(c) for p, c in seqs)} positions")
         say("write", "running", "")
         merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
@@ -652,42 +692,10 @@ def export(source, # a trainer (TRL, Unsloth, PPO), a Run, a run folder, or a mo
         del merged, model
         if verify:
             say("verify", "running", "")
-            with _quiet():
-                if to == "merged": back, _ = load_model(str(dest), precision="fp32")
-                else:
-                    from transformers import AutoModelForCausalLM
-                    back = AutoModelForCausalLM.from_pretrained(str(dest), gguf_file=gguf_name, dtype=torch.float32)
-            seqs2 = greedy_ids(back, tok, res.probes, max_new_tokens)
-            same = sum(a[1] == b[1] for a, b in zip(seqs, seqs2))
-            cmp = compare_logits(ref, seq_logits(back, seqs))
-            n = len(seqs)
-            if to == "merged":
-                exact = _save_dtype(dtype, cfg) == torch.float32
-                res.checks += [_row("greedy output identical", f"{same}/{n}", f"{n}/{n}", same == n),
-                               _row("max logit difference", cmp["max_diff"], "< 0.001" if exact else "-", cmp["max_diff"] < 1e-3 if exact else None)]
-            else:
-                res.checks += [_row("top-1 agreement", cmp["top1"], f">= {TOP1_MIN}", cmp["top1"] >= TOP1_MIN),
-                               _row("mean KL", cmp["kl"], f"< {KL_MAX[quant]:g}", cmp["kl"] < KL_MAX[quant]),
-                               _row("max logit difference", cmp["max_diff"], "-", None),
-                               _row("greedy output identical", f"{same}/{n}", "-", None),
-                               _row("positions compared", cmp["positions"], "-", None)]
-            if to != "merged": res.checks.append(_tokenizer_check(dest, gguf_name, tok, res.probes))
-            if base is not None:
-                d = compare_logits(ref, base)["max_diff"]
-                res.checks.append(_row(f"differs from base ({base_from})", d, "> 1e-06", d > 1e-6))
-            else: res.checks.append(_row("differs from base", base_from, "-", None))
-            if to == "ollama":
-                mf = (dest / "Modelfile").read_text()
-                for conv, what in ((CHECK_CONVERSATION, "with system"), (CHECK_CONVERSATION[1:], "no system")):
-                    want = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
-                    res.checks.append(_row(f"template = chat template ({what})", "same" if render_modelfile(mf, conv) == want else "differs", "same",
-                                           render_modelfile(mf, conv) == want))
-                stops = read_modelfile(mf)["stop"]
-                res.checks.append(_row("stop tokens are tokens", ", ".join(stops), "-", all(s in tok.get_vocab() for s in stops) and bool(stops)))
+            res.checks = _checks(res, tok, seqs, ref, base, gguf_name, max_new_tokens, exact=_save_dtype(dtype, cfg) == torch.float32)
             say("verify", "done" if res.ok else "failed", f"{len(res.failed)} failed" if res.failed else "all checks pass")
         else:
             res.checks.append(_row("checks", "skipped (verify=False)", "-", None))
-        from aligntune.runs import atomic_write
         atomic_write(dest / "export.json", json.dumps(res.to_dict(), indent=1, default=str))
         if src.run is not None: _record(src.run, res)
         say("record", "done", str(src.run.path / "export.json") if src.run is not None else str(dest / "export.json"))
@@ -695,7 +703,7 @@ def export(source, # a trainer (TRL, Unsloth, PPO), a Run, a run folder, or a mo
         say("error", "failed", f"{type(e).__name__}: {e}")
         raise
     finally:
-        if src.keep is not None: src.keep.cleanup()
+        if src is not None and src.keep is not None: src.keep.cleanup()
     if not quiet: print(f"exported {to}{'' if to == 'merged' else ' ' + quant} to {dest}\n{res.table()}")
     if not res.ok:
         warnings.warn(f"The export in {dest} does not match the trained model: " + "; ".join(f"{c['check']} = {c['value']} (wanted {c['want']})" for c in res.failed), stacklevel=2)
