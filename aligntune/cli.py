@@ -11,7 +11,7 @@ from importlib import metadata
 
 # %% auto #0
 __all__ = ['TESTED', 'KNOWN_BAD', 'COMMANDS', 'environment_report', 'doctor', 'command', 'cmd_doctor', 'number_arg',
-           'build_parser', 'main', 'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval']
+           'build_parser', 'main', 'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval', 'cmd_export']
 
 # %% ../nbs/11_cli.ipynb #ef3dcc35
 TESTED = {  # package -> (lowest tested, highest tested); the pins CI uses are in .ci/constraints.txt
@@ -211,3 +211,22 @@ def _eval_args(p):
     p.add_argument("--limit", type=number_arg(1), help="evaluate only the first N items of each task")
     p.add_argument("--output", "-o", help="write the results as JSON here (a run folder gets eval.json)")
 cmd_eval.add_args = _eval_args
+
+# %% ../nbs/11_cli.ipynb #573457c2
+@command
+def cmd_export(args):
+    "Export a run (or a model folder) as merged weights, GGUF or an Ollama Modelfile, checked against the trained model."
+    from aligntune.export import export
+    res = export(args.run, to=args.to, quant=args.quant, out=args.out, dtype=args.dtype)
+    if not res.ok:
+        print(f"aligntune export: the export in {res.path} does not match the trained model (see the table above)", file=sys.stderr)
+        return 1
+    return 0
+
+def _export_args(p):
+    p.add_argument("run", help="a run folder (its model/), a checkpoint folder, or a model or LoRA adapter folder")
+    p.add_argument("--to", choices=["merged", "gguf", "ollama"], default="merged", help="merged weights, one GGUF file, or GGUF + Ollama Modelfile")
+    p.add_argument("--quant", choices=["f16", "bf16", "q8_0"], default="f16", help="the GGUF type (gguf and ollama)")
+    p.add_argument("--out", "-o", help="a new or empty folder (default: the run's next free exports/<to>-<quant> folder)")
+    p.add_argument("--dtype", choices=["auto", "bf16", "f16", "f32"], default="auto", help="precision of merged weights (auto: the base model's)")
+cmd_export.add_args = _export_args

@@ -212,11 +212,11 @@ def _tiny_corpus():
               "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello<|im_end|>"]
     return lines
 
-def build_tiny_model(path, seed: int = 0, hidden_size: int = 64, num_layers: int = 2, vocab_size: int = 512) -> Path:
-    "Build and save a tiny Qwen2-style causal LM with its own tokenizer at `path`; returns the path."
+def build_tiny_model(path, seed: int = 0, hidden_size: int = 64, num_layers: int = 2, vocab_size: int = 512, arch: str = "qwen2") -> Path:
+    "Build and save a tiny causal LM (Qwen2-style, or Llama-style with `arch='llama'`) with its own tokenizer at `path`; returns the path."
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, processors
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, AutoModelForCausalLM
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, LlamaConfig, AutoModelForCausalLM
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     specials = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tk = Tokenizer(models.BPE())
@@ -228,24 +228,28 @@ def build_tiny_model(path, seed: int = 0, hidden_size: int = 64, num_layers: int
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<|pad|>", eos_token="<|im_end|>", bos_token=None,
                                   unk_token=None, additional_special_tokens=["<|endoftext|>", "<|im_start|>"])
     tok.chat_template = CHATML_TEMPLATE
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=4 * hidden_size, num_hidden_layers=num_layers,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512, tie_word_embeddings=True,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    if arch not in ("qwen2", "llama"): raise ModelError(f"build_tiny_model(arch={arch!r}): expected 'qwen2' or 'llama'.")
+    common = dict(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=4 * hidden_size, num_hidden_layers=num_layers,
+                  num_attention_heads=4, max_position_embeddings=512, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    # the Llama variant differs where exporters trip: grouped KV heads and an output layer of its own
+    cfg = (Qwen2Config(num_key_value_heads=4, tie_word_embeddings=True, **common) if arch == "qwen2" else
+           LlamaConfig(num_key_value_heads=2, tie_word_embeddings=False, **common))
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
     model.generation_config.pad_token_id, model.generation_config.eos_token_id = tok.pad_token_id, tok.eos_token_id
     model.save_pretrained(path); tok.save_pretrained(path)
     return path
 
-def tiny_model_path(seed: int = 0, hidden_size: int = 64, num_layers: int = 2) -> Path:
+def tiny_model_path(seed: int = 0, hidden_size: int = 64, num_layers: int = 2, arch: str = "qwen2") -> Path:
     "The tiny model for `seed` (and size), built once into a cache folder (`ALIGNTUNE_CACHE`, default ~/.cache/aligntune) and reused."
     root = Path(os.environ.get("ALIGNTUNE_CACHE", Path.home() / ".cache" / "aligntune"))
     import transformers, tokenizers
-    key = hashlib.sha1(f"v1-{seed}-{hidden_size}-{num_layers}-{transformers.__version__}-{tokenizers.__version__}".encode()).hexdigest()[:10]
-    path = root / f"tiny-qwen2-{key}"
+    kind = "" if arch == "qwen2" else f"{arch}-"
+    key = hashlib.sha1(f"v1-{kind}{seed}-{hidden_size}-{num_layers}-{transformers.__version__}-{tokenizers.__version__}".encode()).hexdigest()[:10]
+    path = root / f"tiny-{arch}-{key}"
     if (path / "config.json").exists() and (path / "model.safetensors").exists(): return path
     tmp = root / f".tmp-{key}-{os.getpid()}"
-    build_tiny_model(tmp, seed=seed, hidden_size=hidden_size, num_layers=num_layers)
+    build_tiny_model(tmp, seed=seed, hidden_size=hidden_size, num_layers=num_layers, arch=arch)
     try: os.replace(tmp, path)
     except OSError:
         import shutil; shutil.rmtree(tmp, ignore_errors=True)  # another process finished first

@@ -414,6 +414,13 @@ def list_runs(root) -> list:
     runs = [p for p in root.iterdir() if p.is_dir() and ((p / "metrics.jsonl").exists() or (p / "run.json").exists())] if root.is_dir() else []
     return [Run(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime)]
 
+# %% ../nbs/03_runs.ipynb #069fadeb
+def _export_run(self, to: str = "merged", **kw):
+    "Export this run's model as merged weights, GGUF or an Ollama Modelfile, checked against it (see `aligntune.export.export`)."
+    from aligntune.export import export
+    return export(self, to=to, **kw)
+Run.export = _export_run
+
 # %% ../nbs/03_runs.ipynb #02143504
 def _last_step(run_dir) -> int:
     "The highest step in metrics.jsonl (0 when none)."

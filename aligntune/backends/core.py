@@ -196,6 +196,13 @@ class SFTTrainerBase(TrainerBase):
 class RLTrainerBase(TrainerBase):
     "Preference and reinforcement-learning trainers (the table's 'preference' and 'online_rl' kinds)."
 
+# %% ../../nbs/05_backends.core.ipynb #0b32f17f
+def _export_trainer(self, to: str = "merged", **kw):
+    "Export the trained model as merged weights, GGUF or an Ollama Modelfile, checked against it (see `aligntune.export.export`)."
+    from aligntune.export import export
+    return export(self, to=to, **kw)
+TrainerBase.export = _export_trainer
+
 # %% ../../nbs/05_backends.core.ipynb #f54f35c2
 @contextlib.contextmanager
 def _stop_on_interrupt(trainer):

@@ -241,13 +241,9 @@ class _UnslothTrainer:
         model.save_pretrained_merged(str(path), self.tokenizer, save_method=method)
         return Path(path)
 
-    def save_gguf(self, path, quantization="q4_k_m") -> Path:
-        "Export GGUF files for llama.cpp / Ollama (`quantization` e.g. 'q4_k_m', 'q8_0', 'f16', or a list); builds llama.cpp on first use."
-        model = self._model_for_export()
-        if not hasattr(model, "save_pretrained_gguf"):
-            raise BackendError(f"{type(model).__name__} has no save_pretrained_gguf: it was not loaded by Unsloth. Use save_merged(path) and convert with llama.cpp.")
-        model.save_pretrained_gguf(str(path), self.tokenizer, quantization_method=quantization)
-        return Path(path)
+    def save_gguf(self, path, quantization: str = "q8_0") -> Path:
+        "Export one GGUF file (f16, bf16 or q8_0) into the new folder `path`, written in Python and checked against this model (`self.export(to='gguf')`); nothing is compiled."
+        return self.export(to="gguf", out=path, quant=quantization).path
 
 # %% ../../nbs/05b_backends.unsloth.ipynb #85fbf3ef
 class UnslothSFTTrainer(_UnslothTrainer, TRLSFTTrainer):
