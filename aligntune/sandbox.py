@@ -135,6 +135,16 @@ def _enc(v, depth=0):
     if t is dict: return ["d", [[_enc(k, depth + 1), _enc(x, depth + 1)] for k, x in v.items()]]
     raise TypeError(f"a value of type {t.__name__} is not plain data (expected None, bool, int, float, complex, str, bytes, list, tuple, set, frozenset or dict)")
 
+def _dec(v):
+    if v is None or type(v) in (bool, str): return v
+    tag, rest = v[0], v[1:]
+    if tag == "i": return int(rest[0])
+    if tag == "f": return float(rest[0])
+    if tag == "c": return complex(float(rest[0]), float(rest[1]))
+    if tag == "y": return bytes.fromhex(rest[0])
+    if tag == "d": return {_dec(k): _dec(x) for k, x in rest[0]}
+    return {"l": list, "t": tuple, "S": set, "F": frozenset}[tag](_dec(x) for x in rest[0])
+
 def _main():
     first = sys.stdin.buffer.readline()
     p = json.loads(first)
@@ -170,7 +180,7 @@ def _main():
             if req["op"] == "exec":
                 exec(compile(req["src"], "test", "exec"), ns); send(rid, ok=True)
             else:
-                g = dict(ns); g.update({k: v for k, v in req["bind"].items()})
+                g = dict(ns); g.update({k: _dec(v) for k, v in req["bind"].items()})
                 v = eval(compile(req["src"], "test", "eval"), g)
                 send(rid, value=_enc(v))
         except BaseException as e:
@@ -297,9 +307,13 @@ def compile_tests(tests) -> list:
                     kind = "assert" if isinstance(n, ast.Assert) else "raise"
                     raise ValueError(f"{where}: `{kind}` inside a {type(st).__name__.lower()} statement would be judged by the "
                                      f"untrusted code; put each check in a top-level assert, e.g. 'assert f(2) == 4'")
-            if isinstance(st, ast.ImportFrom) and st.module in _SAFE_MODULES and not st.level:
-                known |= {a.asname or a.name for a in st.names if a.name != "*"}
             steps.append(("exec", ast.unparse(st)))
+            if isinstance(st, ast.ImportFrom) and st.module in _SAFE_MODULES and not st.level:
+                names = {a.asname or a.name: (st.module, a.name) for a in st.names if a.name != "*" and not a.name.startswith("_")}
+                known |= set(names); steps.append(("bind", names))
+            if isinstance(st, ast.Import):
+                names = {a.asname or a.name: (a.name, None) for a in st.names if a.name in _SAFE_MODULES}
+                known |= set(names); steps.append(("bind", names))
         if not any(x[0] == "assert" for x in steps):
             raise ValueError(f"{where} has no top-level assert: a test passes only through an assert judged outside the "
                              f"sandbox; write e.g. 'assert f(2) == 4'")
@@ -401,7 +415,13 @@ def _judge(sess: _Session, steps: list) -> str | None:
     def ask(msg):
         rid = secrets.token_hex(8)
         return sess.request(rid, {"id": rid, **msg})
+    env = {"__builtins__": _SAFE_BUILTINS, **{m: __import__(m) for m in _SAFE_MODULES}}
     for step in steps:
+        if step[0] == "bind":  # a safe module's names, imported here too so the check uses the real ones
+            for name, (mod, attr) in step[1].items():
+                m = __import__(mod)
+                env[name] = m if attr is None else getattr(m, attr)
+            continue
         if step[0] == "exec":
             ans = ask({"op": "exec", "src": step[1]})
             if "error" in ans or ans.get("ok") is not True: return str(ans.get("error"))[:300]
@@ -412,7 +432,7 @@ def _judge(sess: _Session, steps: list) -> str | None:
             if "value" not in ans: raise AssertionError(f"{leaves[k][0]} raised {str(ans.get('error'))[:200]}")
             try: return _dec(ans["value"])
             except (ValueError, TypeError, OverflowError) as e: raise AssertionError(f"{leaves[k][0]}: {e}") from None
-        try: ok = eval(code, {"__builtins__": _SAFE_BUILTINS, **{m: __import__(m) for m in _SAFE_MODULES}, _LEAF: leaf})
+        try: ok = eval(code, {**env, _LEAF: leaf})
         except _Gone: raise
         except AssertionError as e: return f"{src}: {e}"[:300]
         except Exception as e: return f"{src}: {type(e).__name__}: {e}"[:300]
