@@ -406,3 +406,121 @@ def test_good_test_forms_pass_and_fail_honestly(level):
     assert (good.passed, good.ok) == (len(tests), True), good
     bad = run_code("def add(a, b): return a * b if a != b else 2 * a", tests, sandbox=level)
     assert bad.passed < len(tests), bad  # a wrong solution does not pass them all
+
+
+# ------------------------------------------------------------------------------------------------ secrets redacted by value
+HF = "hf_" + "Qm7RtY2uW9pLk3Vx8ZbN4cJd6Fg"
+SECRET_TEXTS = {  # text -> what redact_text must make of it
+    "bearer header": ("Authorization: Bearer eyAbc123.def456-ghi789", "Authorization: Bearer <redacted>"),
+    "bearer lower case": ("authorization: bearer 0123456789abcdefXYZ", "authorization: bearer <redacted>"),
+    "basic auth header": ("Authorization: Basic dXNlcjpwYXNzd29yZDEyMw==", "Authorization: Basic <redacted>"),
+    "hugging face token": (f"token is {HF}", "token is <redacted>"),
+    "openai key": ("OPENAI_API_KEY sk-proj-" + "Ab12Cd34Ef56Gh78Ij90Kl", "OPENAI_API_KEY <redacted>"),
+    "anthropic key": ("key sk-ant-api03-" + "Xy12Zw34Uv56Ts78Rq90Po", "key <redacted>"),
+    "github token": ("ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8", "<redacted>"),
+    "github fine-grained token": ("github_pat_" + "11ABCDEFG0123456789_abcdefghijklmnop", "<redacted>"),
+    "aws access key id": ("aws AKIAIOSFODNN7EXAMPLE here", "aws <redacted> here"),
+    "aws secret in text": ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key=<redacted>"),
+    "slack token": ("xoxb-" + "123456789012-abcdefghijkl", "<redacted>"),
+    "jwt": ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "<redacted>"),
+    "password in url": ("https://user:p4ssw0rd@example.com/v1", "https://user:<redacted>@example.com/v1"),
+    "token in url query": ("https://api.example.com/v1?token=abc123def456&x=1", "https://api.example.com/v1?token=<redacted>&x=1"),
+    "api_key in url query": ("http://h/?q=1&api_key=XYZ987654", "http://h/?q=1&api_key=<redacted>"),
+    "access_token in url query": ("wss://h/s?access_token=0a1b2c3d4e", "wss://h/s?access_token=<redacted>"),
+    "x-api-key header line": ("x-api-key: 8f7a6b5c4d3e2f1a0b9c8d7e", "x-api-key: <redacted>"),
+    "password= in a command": ("--password=hunter2hunter2 --port 80", "--password=<redacted> --port 80"),
+    "private key block": ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "<redacted>"),
+}
+ORDINARY_TEXTS = [  # left exactly as they are
+    "Qwen/Qwen2.5-0.5B-Instruct", "meta-llama/Llama-3.2-1B", "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "/work/runs/exp-2026-11-30/checkpoint-500", "data/train.jsonl", "How many tokens does this sentence have?",
+    "The password is a secret word.", "max_new_tokens=64", "https://huggingface.co/datasets/trl-lib/tldr",
+    "def add(a, b): return a + b",
+    "Bearer of bad news", "ask-me-anything", "token", "https://example.com/path?page=2&sort=asc",
+]
+
+
+@pytest.mark.parametrize("case", list(SECRET_TEXTS))
+def test_secret_text_redacted(case):
+    from aligntune.runs import redact, redact_text
+    text, want = SECRET_TEXTS[case]
+    assert redact_text(text) == want
+    assert redact({"any_key": [text]}) == {"any_key": [want]}
+
+
+@pytest.mark.parametrize("text", ORDINARY_TEXTS)
+def test_ordinary_text_kept(text):
+    from aligntune.runs import redact, redact_text
+    assert redact_text(text) == text
+    assert redact({"model": text, "headers": {"Accept": text}}) == {"model": text, "headers": {"Accept": text}}
+
+
+SECRET_KEYS = ["token", "hf_token", "HF_TOKEN", "hfToken", "api_key", "apiKey", "X-Api-Key", "Authorization", "password",
+               "aws_secret_access_key", "aws_access_key_id", "client_secret", "Cookie", "auth_token", "credentials"]
+ORDINARY_KEYS = ["pad_token", "eos_token", "max_tokens", "max_new_tokens", "tokenizer", "tokenizer_name", "keywords",
+                 "importance_sampling_level", "name_or_path", "chat_template", "key_column"]
+
+
+def test_secret_keys():
+    from aligntune.runs import is_secret_key, redact
+    assert [k for k in SECRET_KEYS if not is_secret_key(k)] == []
+    assert [k for k in ORDINARY_KEYS if is_secret_key(k)] == []
+    d = {k: "plain-value" for k in SECRET_KEYS + ORDINARY_KEYS}
+    out = redact(d)
+    assert {k for k, v in out.items() if v == "<redacted>"} == set(SECRET_KEYS)
+
+
+def test_random_header_value_redacted():
+    from aligntune.runs import redact
+    p = {"headers": {"X-Session": "Zx9Qw8Er7Ty6Ui5Op4As3Df2Gh1", "Accept": "application/json", "X-Trace": "abc"},
+         "revision": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}  # a commit hash outside headers is kept
+    assert redact(p) == {"headers": {"X-Session": "<redacted>", "Accept": "application/json", "X-Trace": "abc"},
+                         "revision": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"}
+
+
+BEARER = "Bearer " + "tk-" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
+URL = "https://judge:" + "pw-" + uuid.uuid4().hex[:16] + "@judge.example/v1?api_key=" + "ak-" + uuid.uuid4().hex[:16]
+NEEDLES = [BEARER.split()[1], URL.split(":")[2].split("@")[0], URL.rsplit("=", 1)[1]]
+
+
+def _files_holding(folder, needles):
+    hits = []
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            hits += [f"{p.name}: {n[:6]}…" for n in needles if n.encode() in data]
+    return hits
+
+
+def test_runwriter_config_has_no_secret(tmp_path):
+    from aligntune.runs import RunWriter
+    w = RunWriter(tmp_path / "run")
+    w.write_config({"model": {"name_or_path": "Qwen/Qwen2.5-0.5B-Instruct"},
+                    "rewards": [{"name": "judge", "weight": 1.0, "params": {"headers": {"Authorization": BEARER}, "url": URL,
+                                                                            "note": f"call with {BEARER}"}}]})
+    w.close()
+    text = (tmp_path / "run" / "config.yaml").read_text()
+    assert _files_holding(tmp_path / "run", NEEDLES) == [], text
+    assert "Qwen/Qwen2.5-0.5B-Instruct" in text and "judge.example/v1" in text and "Bearer <redacted>" in text
+
+
+@pytest.mark.slow
+def test_real_run_keeps_reward_secrets_out_of_its_folder(tiny_model, tmp_path):
+    "A reward whose params carry an Authorization header and a URL with a password: none of it lands in the run folder."
+    from aligntune.rewards import RewardFunction, register_reward
+    from aligntune import create_rl_trainer
+
+    @register_reward("corpus_remote_judge")
+    class RemoteJudge(RewardFunction):
+        def __init__(self, headers=None, url=None, **kw):
+            super().__init__(**kw); self.headers, self.url = headers, url
+        def compute(self, text, **ctx): return min(len(text), 20) / 20
+
+    rows = [{"prompt": f"Say something about {w}."} for w in ("cats", "dogs", "owls", "bees")]
+    t = create_rl_trainer(tiny_model, rows, algorithm="grpo",
+                          reward_functions=[{"name": "corpus_remote_judge", "params": {"headers": {"Authorization": BEARER}, "url": URL}}],
+                          output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, num_generations=2)
+    t.train()
+    assert (tmp_path / "run" / "config.yaml").exists()
+    assert "corpus_remote_judge" in (tmp_path / "run" / "config.yaml").read_text()
+    assert _files_holding(tmp_path / "run", NEEDLES) == []
