@@ -14,8 +14,8 @@ from .config import UnifiedConfig, load_yaml, _to_dict
 __all__ = ['CHECKPOINT_MARK', 'HEARTBEAT_EVERY', 'STALE_AFTER', 'atomic_write', 'atomic_dir', 'mark_checkpoint',
            'save_checkpoint', 'list_checkpoints', 'checkpoint_problem', 'checkpoint_info', 'find_checkpoint',
            'RunFolderError', 'StorageError', 'check_output_dir', 'storage_error', 'owner_info', 'owner_alive',
-           'refuse_if_busy', 'is_secret_key', 'redact_text', 'redact', 'RunWriter', 'describe_source', 'Run',
-           'list_runs', 'run_state', 'resolve_resume', 'resume_run', 'fork_run']
+           'refuse_if_busy', 'is_secret_key', 'redact_text', 'redact', 'redacted_yaml', 'RunWriter', 'describe_source',
+           'Run', 'list_runs', 'run_state', 'resolve_resume', 'resume_run', 'fork_run']
 
 # %% ../nbs/03_runs.ipynb #b53e7af6
 def _jsonable(v):
@@ -268,6 +268,12 @@ def redact(d, _in_headers: bool = False):
     if isinstance(d, str): return redact_text(d)
     return d
 
+def redacted_yaml(cfg) -> str:
+    "A config (UnifiedConfig or dict) as YAML with its secrets redacted: what config.yaml holds and what panels show."
+    import yaml
+    d = _to_dict(cfg) if not isinstance(cfg, dict) else dict(cfg)
+    return yaml.safe_dump(redact(d), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
 # %% ../nbs/03_runs.ipynb #1de7e2af
 _RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "run.json", "eval.json", "train_summary.json", "model")
 
@@ -340,8 +346,7 @@ class RunWriter:
         for g, k in (("dataset", "name"), ("model", "name_or_path")):
             v = d.get(g, {}).get(k)
             if v is not None and not isinstance(v, str): d[g][k] = describe_source(v)
-        import yaml
-        atomic_write(self.dir / "config.yaml", yaml.safe_dump(redact(d), sort_keys=False))
+        atomic_write(self.dir / "config.yaml", redacted_yaml(d))
     def log(self, metrics: dict, step: int):
         "Append one row to metrics.jsonl."
         self._append("metrics.jsonl", {"step": int(step), **metrics})
