@@ -1,4 +1,4 @@
-"""Run generated code in a separate, limited process: CPU, memory, files, processes, wall clock, no network, no secrets.
+"""Run generated code isolated from the trainer — its own filesystem view, processes, network and uid — and judge its tests outside it.
 
 Docs: https://aligntune.github.io/aligntune/nbs/sandbox.html.md"""
 
