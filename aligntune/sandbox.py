@@ -181,6 +181,7 @@ def _main():
                 exec(compile(req["src"], "test", "exec"), ns); send(rid, ok=True)
             else:
                 g = dict(ns); g.update({k: _dec(v) for k, v in req["bind"].items()})
+                for m in req.get("modules", ()): g.setdefault(m, __import__(m))
                 v = eval(compile(req["src"], "test", "eval"), g)
                 send(rid, value=_enc(v))
         except BaseException as e:
@@ -224,8 +225,16 @@ _SAFE_BUILTINS = {n: getattr(builtins, n) for n in (
     "frozenset", "hex", "int", "isinstance", "len", "list", "map", "max", "min", "oct", "ord", "pow", "range", "repr",
     "reversed", "round", "set", "sorted", "str", "sum", "tuple", "type", "zip", "True", "False", "None",
     "ArithmeticError", "AssertionError", "Exception", "IndexError", "KeyError", "TypeError", "ValueError", "ZeroDivisionError")}
-_SAFE_MODULES = ("math", "cmath", "re", "string", "collections", "itertools", "functools", "operator", "fractions",
-                 "decimal", "statistics", "heapq", "bisect")
+_SAFE_MODULES = ("math", "cmath", "re", "collections", "itertools", "fractions", "decimal", "statistics", "heapq", "bisect")
+
+def _public_attrs() -> frozenset:
+    "Attributes a check may use: public methods of the plain types and the names the safe modules export."
+    import collections, decimal, fractions, re
+    types = (str, bytes, list, tuple, dict, set, frozenset, int, float, complex, collections.Counter, collections.deque,
+             collections.OrderedDict, collections.defaultdict, fractions.Fraction, decimal.Decimal, re.Pattern, re.Match)
+    names = {a for t in types for a in dir(t)} | {a for m in _SAFE_MODULES for a in dir(__import__(m))}
+    return frozenset(a for a in names if not a.startswith("_")) - {"format", "format_map"}
+_ATTRS = _public_attrs()
 _PARENT_NAMES = frozenset(_SAFE_BUILTINS) | frozenset(_SAFE_MODULES)
 _LEAF = "_aligntune_leaf"
 _OPS = (ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.Tuple, ast.List, ast.Set, ast.Dict,
@@ -252,8 +261,8 @@ def _split(node, known: set, bound: set, leaves: list):
     if not (_names(node) - known - bound): return node
     if isinstance(node, (ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp)):
         inner = bound | _targets(node)
-        for g in node.generators:
-            g.iter = _split(g.iter, known, bound, leaves)
+        for j, g in enumerate(node.generators):
+            g.iter = _split(g.iter, known, bound if j == 0 else inner, leaves)
             g.ifs = [_split(x, known, inner, leaves) for x in g.ifs]
         for f in ("elt", "key", "value"):
             if hasattr(node, f): setattr(node, f, _split(getattr(node, f), known, inner, leaves))
@@ -267,16 +276,42 @@ def _split(node, known: set, bound: set, leaves: list):
             elif isinstance(v, list): setattr(node, f, [_split(x, known, bound, leaves) if isinstance(x, ast.AST) else x for x in v])
         return node
     used = sorted(_names(node) & bound)
-    leaves.append((ast.unparse(node), used))
+    leaves.append((ast.unparse(node), used, sorted(_names(node) & set(_SAFE_MODULES))))
     return ast.Call(ast.Name(_LEAF, ast.Load()), [ast.Constant(len(leaves) - 1),
                     ast.Dict([ast.Constant(n) for n in used], [ast.Name(n, ast.Load()) for n in used])], [])
 
 def _check_parent_part(expr, where):
+    "The part of a check evaluated here may use plain values' public methods and the safe modules, nothing else."
     for n in ast.walk(expr):
-        if isinstance(n, ast.Attribute) and (n.attr.startswith("_") or n.attr in ("format", "format_map")):
-            raise ValueError(f"{where}: attribute {n.attr!r} cannot be used in a check; compare plain values instead")
+        if isinstance(n, ast.Attribute) and n.attr not in _ATTRS:
+            raise ValueError(f"{where}: attribute {n.attr!r} cannot be used in a check (only public methods of plain values "
+                             f"and of the modules {', '.join(_SAFE_MODULES)}); compare plain values instead")
         if isinstance(n, ast.Name) and n.id.startswith("__"):
             raise ValueError(f"{where}: name {n.id!r} cannot be used in a check")
+
+_BIG = 10_000_000  # largest int bit length, sequence length or repeat count a check may build from the child's values
+
+class _Guard(ast.NodeTransformer):
+    "Route `**`, `*` and `<<` through size checks, so a huge answer cannot stall this process."
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, (ast.Pow, ast.Mult, ast.LShift)):
+            return ast.Call(ast.Name("_aligntune_binop", ast.Load()), [ast.Constant(type(node.op).__name__), node.left, node.right], [])
+        return node
+
+def _binop(op, a, b):
+    def size(x): return x.bit_length() if type(x) is int else len(x) if isinstance(x, (str, bytes, list, tuple)) else 0
+    if op == "Pow":
+        if type(a) is int and type(b) is int and b > 0 and max(a.bit_length(), 1) * b > _BIG:
+            raise OverflowError(f"{a.bit_length()}-bit ** {b} is too large to check")
+        return a ** b
+    if op == "LShift":
+        if type(b) is int and b > _BIG: raise OverflowError(f"<< {b} is too large to check")
+        return a << b
+    if (isinstance(a, (str, bytes, list, tuple)) and type(b) is int and size(a) * b > _BIG) or \
+       (isinstance(b, (str, bytes, list, tuple)) and type(a) is int and size(b) * a > _BIG):
+        raise OverflowError("repeating a sequence that many times is too large to check")
+    return a * b
 
 def compile_tests(tests) -> list:
     """Split each test into steps: statements the child runs, and `assert`s this process decides.
@@ -300,6 +335,7 @@ def compile_tests(tests) -> list:
                 leaves, src = [], ast.unparse(st.test)
                 expr = _split(st.test, known, set(), leaves)
                 _check_parent_part(expr, where)
+                expr = _Guard().visit(expr)
                 steps.append(("assert", compile(ast.fix_missing_locations(ast.Expression(expr)), f"test {i}", "eval"), leaves, src))
                 continue
             for n in ast.walk(st):
@@ -415,7 +451,7 @@ def _judge(sess: _Session, steps: list) -> str | None:
     def ask(msg):
         rid = secrets.token_hex(8)
         return sess.request(rid, {"id": rid, **msg})
-    env = {"__builtins__": _SAFE_BUILTINS, **{m: __import__(m) for m in _SAFE_MODULES}}
+    env = {"__builtins__": _SAFE_BUILTINS, **{m: __import__(m) for m in _SAFE_MODULES}, "_aligntune_binop": _binop}
     for step in steps:
         if step[0] == "bind":  # a safe module's names, imported here too so the check uses the real ones
             for name, (mod, attr) in step[1].items():
@@ -428,7 +464,7 @@ def _judge(sess: _Session, steps: list) -> str | None:
             continue
         _, code, leaves, src = step
         def leaf(k, bind):
-            ans = ask({"op": "eval", "src": leaves[k][0], "bind": {n: _enc(v) for n, v in bind.items()}})
+            ans = ask({"op": "eval", "src": leaves[k][0], "bind": {n: _enc(v) for n, v in bind.items()}, "modules": leaves[k][2]})
             if "value" not in ans: raise AssertionError(f"{leaves[k][0]} raised {str(ans.get('error'))[:200]}")
             try: return _dec(ans["value"])
             except (ValueError, TypeError, OverflowError) as e: raise AssertionError(f"{leaves[k][0]}: {e}") from None

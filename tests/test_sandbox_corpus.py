@@ -369,6 +369,9 @@ BAD_TESTS = {
     "a test that is not a string": ([42], TypeError, "test 0 must be a string"),
     "tests given as one string": ("assert add(1, 2) == 3", TypeError, "tests must be a list of strings"),
     "dunder attribute in the check": (["assert add(1, 2) == (3).__class__"], ValueError, "attribute '__class__'"),
+    "format-string attribute walk": (["assert '{0.__class__}'.format(add(1, 2)) == ''"], ValueError, "attribute 'format'"),
+    "generator frame walk": (["assert add(1, 2) == 3 and (x for x in [1]).gi_frame.f_globals"], ValueError, "attribute 'f_globals' cannot be used in a check"),
+    "module internals": (["import math\nassert add(1, 2) == 3 and math.floor.__self__"], ValueError, "attribute '__self__'"),
 }
 
 
@@ -396,6 +399,9 @@ GOOD_TESTS = {  # forms that are judged here and pass for a correct solution
     "message on the assert": "assert add(1, 1) == 2, 'one plus one'",
     "lambda over the solution": "assert list(map(lambda v: add(v, 1), [1, 2])) == [2, 3]",
     "type check": "assert type(add(1, 2)) == int and isinstance(add(1, 2), int)",
+    "module inside a solution call": "import math\nassert add(math.floor(1.5), 1) == 2 and round(add(math.pi, 0), 2) == 3.14",
+    "methods of plain answers": "assert str(add(1, 2)).zfill(3) == '003' and [add(1, 1)].count(2) == 1",
+    "nested comprehension": "assert [add(a, b) for a in range(2) for b in range(a + 1)] == [0, 1, 2]",
 }
 
 
@@ -524,3 +530,19 @@ def test_real_run_keeps_reward_secrets_out_of_its_folder(tiny_model, tmp_path):
     assert (tmp_path / "run" / "config.yaml").exists()
     assert "corpus_remote_judge" in (tmp_path / "run" / "config.yaml").read_text()
     assert _files_holding(tmp_path / "run", NEEDLES) == []
+
+
+STALLS = {  # answers that would make the judge build an enormous value: refused, the test fails
+    "power with a huge exponent": ("def add(a, b): return 10 ** 9", "assert 10 ** add(1, 2) == 1000"),
+    "repeat a string 10**12 times": ("def add(a, b): return 10 ** 12", "assert 'ab' * add(1, 2) == 'ababab'"),
+    "repeat a list 10**12 times": ("def add(a, b): return 10 ** 12", "assert [0] * add(1, 2) == [0, 0, 0]"),
+    "shift by 10**12": ("def add(a, b): return 10 ** 12", "assert 1 << add(1, 2) == 8"),
+}
+
+
+@pytest.mark.parametrize("case", list(STALLS))
+def test_answers_cannot_stall_the_judge(case):
+    code, test = STALLS[case]
+    r = run_code(code, [test], sandbox=LEVELS[0])
+    assert (r.passed, r.ok) == (0, False) and "too large to check" in r.error, r
+    assert run_code("def add(a, b): return a + b", [test], sandbox=LEVELS[0]).ok  # the same check passes for a right answer
