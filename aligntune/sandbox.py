@@ -47,6 +47,10 @@ def _boot(p):
     def mount(src, dst, fs, flags, data=None):
         b = lambda s: None if s is None else s.encode()
         if libc.mount(b(src), b(dst), b(fs), ctypes.c_ulong(flags), b(data)) != 0: fail(f"mount {src} on {dst}")
+    ST = {1: RDONLY, 2: NOSUID, 4: NODEV, 8: NOEXEC, 1024: 1024, 2048: 2048, 4096: 1 << 21}  # statvfs -> mount flags
+    def kept(path):  # flags a remount inside a user namespace must keep
+        f = os.statvfs(path).f_flag
+        return sum(m for s, m in ST.items() if f & s)
     new = p["root"]
     mount(None, "/", None, REC | PRIVATE)
     mount("tmpfs", new, "tmpfs", NOSUID | NODEV, "size=1m,mode=755")
@@ -57,17 +61,21 @@ def _boot(p):
         if os.path.isdir(path): os.makedirs(t, mode=0o755, exist_ok=True)
         else: open(t, "w").close()
         mount(path, t, None, BIND | REC)
-        mount(None, t, None, BIND | REMOUNT | RDONLY | NOSUID | NODEV)
+        mount(None, t, None, BIND | REMOUNT | RDONLY | NOSUID | NODEV | kept(path))
     os.makedirs(new + "/dev", mode=0o755)
     mount("tmpfs", new + "/dev", "tmpfs", NOSUID | NOEXEC, "size=64k,mode=755")
     for n in ("null", "zero", "full", "random", "urandom"):
         open(f"{new}/dev/{n}", "w").close()
         mount(f"/dev/{n}", f"{new}/dev/{n}", None, BIND)
-        mount(None, f"{new}/dev/{n}", None, BIND | REMOUNT | NOSUID | NOEXEC)
+        mount(None, f"{new}/dev/{n}", None, BIND | REMOUNT | NOSUID | NOEXEC | (kept(f"/dev/{n}") & ~(RDONLY | NODEV)))
     for d, size in (("/dev/shm", p["shm_kb"]), ("/tmp", p["tmp_kb"])):
         os.makedirs(new + d, mode=0o755, exist_ok=True)
         mount("tmpfs", new + d, "tmpfs", NOSUID | NODEV, f"size={size}k,nr_inodes=4096,mode=1777")
     os.makedirs(new + "/proc", mode=0o555)
+    for opts in ("hidepid=2,subset=pid", "hidepid=2", None):  # before the old root goes: a user namespace needs a visible /proc to mount one
+        try: mount("proc", new + "/proc", "proc", NOSUID | NODEV | NOEXEC, opts); break
+        except OSError:
+            if opts is None: raise
     if p["pivot_root"]:
         os.mkdir(new + "/.old")
         if libc.syscall(p["pivot_root"], new.encode(), (new + "/.old").encode()) != 0: fail("pivot_root")
@@ -76,15 +84,18 @@ def _boot(p):
         os.rmdir("/.old")
     else:
         os.chroot(new); os.chdir("/")
-    for opts in ("hidepid=2,subset=pid", "hidepid=2", None):
-        try: mount("proc", "/proc", "proc", NOSUID | NODEV | NOEXEC, opts); break
-        except OSError:
-            if opts is None: raise
     mount(None, "/", None, REMOUNT | RDONLY | NOSUID | NODEV)
     os.chdir("/tmp")
     uid = p["uid"]
-    os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    if uid is not None:  # real root: become the run's own unprivileged uid
+        os.setgroups([]); os.setresgid(uid, uid, uid); os.setresuid(uid, uid, uid)
+    else:  # root of a user namespace (the trainer's user outside): give up every capability, for good
+        if libc.prctl(28, 0xEF, 0, 0, 0) != 0: fail("lock the securebits")  # no root privileges on exec, locked
+        for cap in range(64): libc.prctl(24, cap, 0, 0, 0)  # empty the bounding set
+        class H(ctypes.Structure): _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+        class D(ctypes.Structure): _fields_ = [("e", ctypes.c_uint32), ("p", ctypes.c_uint32), ("i", ctypes.c_uint32)]
+        if libc.capset(ctypes.byref(H(0x20080522, 0)), (D * 2)()) != 0: fail("drop capabilities")
+    if libc.prctl(38, 1, 0, 0, 0) != 0: fail("set no_new_privs")
 
 def _guard(root):
     "Best-effort audit hook for the unsafe-process level (Python code can reach around it)."
@@ -357,8 +368,38 @@ def compile_tests(tests) -> list:
     return out
 
 # %% ../nbs/04a_sandbox.ipynb #d0300695
+def _state(pid: int) -> str | None:
+    "A process's state letter (R, S, Z, ...), or None when it is gone."
+    try:
+        with open(f"/proc/{pid}/stat") as f: return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError): return None
+
+def _children(pid: int) -> list[int]:
+    "Direct children of `pid` (for `unshare`: pid 1 of the run's pid namespace)."
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f: return [int(x) for x in f.read().split()]
+    except (OSError, ValueError): pass
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and _state(int(d)) is not None:
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid: out.append(int(d))
+            except (OSError, ValueError, IndexError): pass
+    return out
+
 def _kill_all(proc, uid):
-    "Kill the child's process group and every process of its uid (the namespace level also ends with its pid namespace)."
+    """Kill the child's process group and every process of its uid. At the namespace level, first kill the pid
+    namespace's first process and wait until `unshare` has reaped it: by then the kernel has killed everything in
+    the namespace, and no zombie is left to an init that may never reap it."""
+    inits = _children(proc.pid) if proc.returncode is None else []
+    for pid in inits:
+        try: os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError): pass
+    end = time.monotonic() + 10
+    while inits and time.monotonic() < end:
+        inits = [p for p in inits if _state(p) is not None]
+        if inits: time.sleep(0.02)
     try: os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError): pass
     if uid is None: return
@@ -497,12 +538,13 @@ def _run(code, steps, mode, timeout, memory_mb, cpu_s, max_output, max_file_mb, 
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         popen = {}
         if mode == "namespace":
-            limits["RLIMIT_NPROC"] = max_procs
+            # as root the run has a uid of its own; in a user namespace RLIMIT_NPROC counts every process of this user
+            limits["RLIMIT_NPROC"] = max_procs if uid is not None else len(_uid_processes(os.getuid())) + max_procs
             head["boot"] = {"root": workdir, "binds": _binds(), "uid": uid, "pivot_root": _PIVOT_ROOT,
                             "tmp_kb": max(1024, 4 * int(max_file_mb) << 10), "shm_kb": 1024}
             env.update(HOME="/tmp", TMPDIR="/tmp")
-            cmd = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child",
-                   py, "-I", "-S", "-c", _CHILD]
+            cmd = ["unshare"] + (["--user", "--map-root-user"] if uid is None else []) + [
+                   "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", py, "-I", "-S", "-c", _CHILD]
         else:
             head["guard"] = True
             env.update(HOME=workdir, TMPDIR=workdir)
@@ -626,13 +668,16 @@ def _namespace_status() -> tuple[bool, str]:
     if "ns" in _PROBE: return _PROBE["ns"]
     why = ""
     if not sys.platform.startswith("linux"): why = f"Linux namespaces are not available on {sys.platform}"
-    elif os.geteuid() != 0: why = f"creating mount, pid and network namespaces needs root (running as uid {os.geteuid()})"
     elif not shutil.which("unshare"): why = "the `unshare` program (util-linux) is not on PATH"
     else:
         try:
             r = _run("import json", [], "namespace", timeout=30, memory_mb=512, cpu_s=None, max_output=4096,
                      max_file_mb=1, max_procs=4)
             if not r.ok: why = f"a trial run in namespaces failed: {(r.error or '')} {r.stderr.strip()[-300:]}".strip()
+            if not r.ok and os.geteuid() != 0:
+                why += (f" (running as uid {os.geteuid()}, which needs unprivileged user namespaces: see "
+                        "/proc/sys/user/max_user_namespaces, kernel.unprivileged_userns_clone or AppArmor's "
+                        "apparmor_restrict_unprivileged_userns; or run as root)")
         except OSError as e: why = f"a trial run in namespaces failed: {e}"
     _PROBE["ns"] = (not why, why)
     return _PROBE["ns"]
@@ -646,8 +691,8 @@ class SandboxUnavailable(RuntimeError):
 
 def _refusal(why: str) -> SandboxUnavailable:
     return SandboxUnavailable(
-        f"refusing to run untrusted code: {why}. The sandbox needs root, Linux and `unshare` to give the code its own "
-        "mount, pid and network namespaces and a fresh uid. To run it anyway with weaker isolation, pass "
+        f"refusing to run untrusted code: {why}. The sandbox needs Linux, `unshare` and either root or unprivileged user "
+        "namespaces to give the code its own mount, pid and network namespaces. To run it anyway with weaker isolation, pass "
         "sandbox='unsafe-process' (run_code / run_many, or the code reward's params: {sandbox: unsafe-process}); "
         "that mode runs the code as a child process with resource limits, a scrubbed environment, a fresh uid when "
         "running as root, and a Python audit hook, but it does not protect files the code's user can read, other "

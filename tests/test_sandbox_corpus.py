@@ -3,7 +3,7 @@ nothing survives a run, refusals say what is missing, secrets are redacted by va
 
 Run with `pytest tests/test_sandbox_corpus.py -s` to see the tables.
 """
-import os, socket, subprocess, sys, tempfile, time, uuid
+import os, shutil, socket, subprocess, sys, tempfile, time, uuid
 from pathlib import Path
 
 import pytest
@@ -546,3 +546,47 @@ def test_answers_cannot_stall_the_judge(case):
     r = run_code(code, [test], sandbox=LEVELS[0])
     assert (r.passed, r.ok) == (0, False) and "too large to check" in r.error, r
     assert run_code("def add(a, b): return a + b", [test], sandbox=LEVELS[0]).ok  # the same check passes for a right answer
+
+
+# ------------------------------------------------------------------------------------------------ an unprivileged trainer
+_AS_NOBODY = r'''
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("sbx", sys.argv[1]); sbx = importlib.util.module_from_spec(spec)
+sys.modules["sbx"] = sbx; spec.loader.exec_module(sbx)
+tests = ["assert add(1, 2) == 3", "assert add(20, 22) == 42", "assert add(-5, 5) == 0"]
+out = {"level": sbx.isolation_level(), "uid": os.getuid()}
+out["good"] = sbx.run_code("def add(a, b): return a + b", tests).passed
+out["attacks"] = [sbx.run_code(c, tests, timeout=3).passed for c in json.loads(sys.argv[2])]
+probe = ("import os\ncaps = [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm', 'CapBnd'))]\n"
+         "top = sorted(os.listdir('/'))\npids = sorted(os.listdir('/proc'))\n")
+r = sbx.run_code(probe, ["assert set(caps) == {'0000000000000000'}", "assert 'home' not in top and 'root' not in top",
+                         "assert pids == ['1', 'self', 'thread-self']"])
+out["probe"] = [r.passed, r.error]
+out["fork bomb"] = sbx.run_code("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass\n", timeout=2).timed_out
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (os.geteuid() == 0 and shutil.which("setpriv") and os.path.exists("/usr/bin/python3")),
+                    reason="needs root (to become another user), setpriv and a system Python")
+def test_unprivileged_user_gets_the_namespace_level_through_a_user_namespace():
+    "A trainer that is not root gets the same isolation through a user namespace, all capabilities dropped."
+    import aligntune.sandbox as mod, json
+    d = Path(tempfile.mkdtemp(prefix="aligntune-nobody-")); d.chmod(0o755)
+    try:
+        (d / "sbx.py").write_text(Path(mod.__file__).read_text()); (d / "sbx.py").chmod(0o644)
+        (d / "run.py").write_text(_AS_NOBODY); (d / "run.py").chmod(0o644)
+        attacks = [ATTACKS[n] for n in ("always-equal object", "forged markers on every fd", "empties the test lists", "frame walk calls the reporter")]
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "-i", "PATH=/usr/bin:/bin",
+                            "HOME=/nonexistent", "/usr/bin/python3", str(d / "run.py"), str(d / "sbx.py"), json.dumps(attacks)],
+                           capture_output=True, text=True, timeout=300, cwd="/")
+        if "Operation not permitted" in p.stdout + p.stderr and '"level": "unavailable"' in p.stdout:
+            pytest.skip("unprivileged user namespaces are disabled on this machine")
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(d)
+    assert out["uid"] == 65534 and out["level"] == "namespace", out
+    assert out["good"] == 3 and out["attacks"] == [0, 0, 0, 0], out
+    assert out["probe"] == [3, None] and out["fork bomb"] is True, out
+    assert subprocess.run(["pgrep", "-u", "65534"], capture_output=True).stdout == b""  # nothing of that user survives
