@@ -97,8 +97,10 @@ def _boot(p):
         if libc.capset(ctypes.byref(H(0x20080522, 0)), (D * 2)()) != 0: fail("drop capabilities")
     if libc.prctl(38, 1, 0, 0, 0) != 0: fail("set no_new_privs")
 
-def _guard(root):
+def _guard(root, readable):
     "Best-effort audit hook for the unsafe-process level (Python code can reach around it)."
+    readable = [os.path.realpath(r) for r in readable] + [root]
+    devices = {"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/full"}
     blocked_modules = {"_posixsubprocess", "_ctypes", "_posixshmem", "_multiprocessing", "_xxsubinterpreters", "_xxinterpchannels"}
     for m in blocked_modules: sys.modules.pop(m, None)
     me = str(os.getpid())
@@ -106,7 +108,13 @@ def _guard(root):
         try: path = os.fsdecode(path)
         except Exception: return False
         return os.path.realpath(path).startswith(root + os.sep)
+    def may_read(real):
+        return real in devices or any(real == r or real.startswith(r.rstrip("/") + "/") for r in readable)
     def hook(event, args):
+        if event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
+            real = os.path.realpath(os.fsdecode(args[0]))
+            if not may_read(real) and real != "/proc" and not real.startswith(("/proc/self", f"/proc/{me}")):
+                raise PermissionError(f"listing {real} is disabled in the sandbox")
         if event == "import" and args and str(args[0]).split(".")[0] in blocked_modules:
             raise PermissionError(f"importing {args[0]} is disabled in the sandbox")
         if event.startswith("socket.") and event not in ("socket.getdefaulttimeout", "socket.setdefaulttimeout"):
@@ -129,6 +137,8 @@ def _guard(root):
                       (len(args) > 2 and isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC))
             if writing and not inside(args[0]):
                 raise PermissionError("writing outside the sandbox directory is disabled")
+            if not writing and parts[1] != "proc" and not may_read(real):
+                raise PermissionError("reading outside the sandbox directory and Python's install is disabled")
     sys.addaudithook(hook)
 
 def _enc(v, depth=0):
@@ -160,7 +170,7 @@ def _main():
     first = sys.stdin.buffer.readline()
     p = json.loads(first)
     if p.get("boot"): _boot(p["boot"])
-    elif p.get("guard"): _guard(os.path.realpath(os.getcwd()))
+    elif p.get("guard"): _guard(os.path.realpath(os.getcwd()), p["guard"])
     import resource
     for name, v in p["limits"].items():
         try: resource.setrlimit(getattr(resource, name), (v, v))
@@ -546,7 +556,7 @@ def _run(code, steps, mode, timeout, memory_mb, cpu_s, max_output, max_file_mb, 
             cmd = ["unshare"] + (["--user", "--map-root-user"] if uid is None else []) + [
                    "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", py, "-I", "-S", "-c", _CHILD]
         else:
-            head["guard"] = True
+            head["guard"] = _binds()  # what the code may read besides its own directory
             env.update(HOME=workdir, TMPDIR=workdir)
             if uid is not None:
                 os.chown(workdir, uid, uid); os.chmod(workdir, 0o700)
@@ -573,7 +583,8 @@ def _run(code, steps, mode, timeout, memory_mb, cpu_s, max_output, max_file_mb, 
                     if why is None: r.passed += 1
                     elif r.error is None: r.error = f"test {i} failed: {why}"[:300]
         except _Gone as e:
-            r.error = "timeout" if sess.timed_out else "output limit exceeded" if sess.truncated else None
+            r.error = ("timeout" if sess.timed_out else "output limit exceeded" if sess.truncated else
+                       f"an answer larger than {sess.res_cap >> 20} MiB" if str(e) == "result too large" else None)
             r.timed_out = sess.timed_out
             if r.error is None:
                 try: rc = proc.wait(timeout=2)

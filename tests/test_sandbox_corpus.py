@@ -143,7 +143,37 @@ sys.modules["json"] = fake
 def add(a, b): return None
 """,
     "dict with always-equal keys": "class K:\n    def __eq__(s, o): return True\n    def __hash__(s): return 0\ndef add(a, b): return {K(): 1}\n",
+    "inspects its caller for the expected value": """
+import sys
+def add(a, b):
+    f, seen = sys._getframe(1), []
+    while f is not None:
+        seen += [v for v in list(f.f_locals.values()) + list(f.f_globals.values()) if type(v) is int and v not in (a, b)]
+        f = f.f_back
+    return seen[-1] if seen else None
+""",
+    "reads the tests from disk": f"""
+import os, re
+found = {{}}
+for top in ({str(Path(__file__).parent)!r}, {str(Path(__file__).parent.parent)!r}):
+    try: names = os.listdir(top)
+    except OSError: continue
+    for n in names:
+        try: text = open(os.path.join(top, n), errors="ignore").read()
+        except OSError: continue
+        for a, b, want in re.findall(r"add\\((-?\\d+), (-?\\d+)\\) == (-?\\d+)", text): found[(int(a), int(b))] = int(want)
+def add(a, b): return found.get((a, b))
+""",
+    "deeply nested answer": "def add(a, b):\n    x = 0\n    for _ in range(5000): x = [x]\n    return x\n",
+    "answer larger than the result cap": "def add(a, b): return 'x' * (64 << 20)\n",
 }
+
+
+def test_disk_attack_works_outside_the_sandbox():
+    "The 'reads the tests from disk' attack is real: run in this process it passes every test."
+    ns = {}
+    exec(ATTACKS["reads the tests from disk"], ns)
+    assert [ns["add"](1, 2), ns["add"](20, 22), ns["add"](-5, 5)] == [3, 42, 0]
 
 
 @pytest.mark.slow
@@ -197,14 +227,15 @@ def _leak_cases(s):
             "if d.isdigit() and __import__('os').access(f'{p}/' + d + '/cmdline', __import__('os').R_OK))")
     return {
         "root-only file": (f"open({s['private']!r}).read()", LEVELS),
-        "world-readable file outside": (f"open({s['public']!r}).read()", ["namespace"]),
+        "world-readable file outside": (f"open({s['public']!r}).read()", LEVELS),
         "parent environ": (f"open('/proc/{s['me']}/environ').read()", LEVELS),
         "parent environ via //proc": (f"open('//proc/{s['me']}/environ').read()", LEVELS),
         "ppid environ": ("open(f'/proc/{__import__(\"os\").getppid()}/environ').read()", LEVELS),
         "pid 1 environ": ("open('/proc/1/environ').read()", LEVELS),
         "helper cmdline": (f"open('/proc/{s['helper']}/cmdline').read()", LEVELS),
         "helper cmdline via /proc/./": (f"open('/proc/./{s['helper']}/cmdline').read()", LEVELS),
-        "every cmdline in /proc": (scan.replace("{p}", "/proc"), ["namespace"]),
+        "every cmdline in /proc": (scan.replace("{p}", "/proc"), LEVELS),
+        "every cmdline via //proc": (scan.replace("{p}", "//proc"), LEVELS),
         "own environment": ("str(dict(__import__('os').environ))", LEVELS),
     }
 
