@@ -706,8 +706,9 @@ def _refusal(why: str) -> SandboxUnavailable:
         "namespaces to give the code its own mount, pid and network namespaces. To run it anyway with weaker isolation, pass "
         "sandbox='unsafe-process' (run_code / run_many, or the code reward's params: {sandbox: unsafe-process}); "
         "that mode runs the code as a child process with resource limits, a scrubbed environment, a fresh uid when "
-        "running as root, and a Python audit hook, but it does not protect files the code's user can read, other "
-        "processes' /proc entries outside Python's open(), or code that reaches around the audit hook")
+        "running as root, and a Python audit hook, but it does not protect against code that reaches around the audit "
+        "hook (Python code can): such code may read whatever its user may read, see other processes in /proc, use the "
+        "network and leave processes or files behind")
 
 def _process_python(uid) -> str | None:
     "An interpreter a fresh uid may execute (one under /root is not), or None."

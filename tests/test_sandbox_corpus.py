@@ -373,6 +373,14 @@ def test_unsafe_process_by_name_runs_without_namespaces(monkeypatch):
     from aligntune.rewards import get_reward_function
     fn = get_reward_function("code_pass_rate", sandbox="unsafe-process")
     assert fn(None, ["def add(a, b): return a + b", "def add(a, b): return a + b if a < 10 else 0"], tests=[TESTS, TESTS]) == [1.0, 2 / 3]
+    from aligntune.config import make_config
+    from aligntune.rewards import resolve_reward_functions
+    cfg = make_config(algorithm="grpo", model_name="m", dataset_name="d.jsonl",
+                      rewards=[{"name": "code_execution", "params": {"sandbox": "unsafe-process"}}])  # the config route
+    (fn,), _ = resolve_reward_functions(cfg.rewards)
+    assert fn(None, ["def add(a, b): return a + b"], tests=[TESTS]) == [1.0]
+    with pytest.raises(SandboxUnavailable):
+        resolve_reward_functions(make_config(algorithm="grpo", model_name="m", dataset_name="d.jsonl", rewards=["code_execution"]).rewards)
 
 
 BAD_SETTINGS = {
