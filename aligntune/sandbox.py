@@ -398,11 +398,17 @@ def _children(pid: int) -> list[int]:
             except (OSError, ValueError, IndexError): pass
     return out
 
-def _kill_all(proc, uid):
+def _kill_all(proc, uid, grace: float = 0.0):
     """Kill the child's process group and every process of its uid. At the namespace level, first kill the pid
     namespace's first process and wait until `unshare` has reaped it: by then the kernel has killed everything in
-    the namespace, and no zombie is left to an init that may never reap it."""
-    inits = _children(proc.pid) if proc.returncode is None else []
+    the namespace, and no zombie is left to an init that may never reap it. With `grace`, first close the child's
+    stdin (its request loop ends and it exits) and give it that long to go by itself."""
+    if grace and proc.poll() is None:
+        try: proc.stdin.close()
+        except OSError: pass
+        try: proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired: pass
+    inits = _children(proc.pid) if proc.poll() is None else []
     for pid in inits:
         try: os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError): pass
@@ -554,7 +560,7 @@ def _run(code, steps, mode, timeout, memory_mb, cpu_s, max_output, max_file_mb, 
                             "tmp_kb": max(1024, 4 * int(max_file_mb) << 10), "shm_kb": 1024}
             env.update(HOME="/tmp", TMPDIR="/tmp")
             cmd = ["unshare"] + (["--user", "--map-root-user"] if uid is None else []) + [
-                   "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", py, "-I", "-S", "-c", _CHILD]
+                   "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", py, "-I", "-c", _CHILD]
         else:
             head["guard"] = _binds()  # what the code may read besides its own directory
             env.update(HOME=workdir, TMPDIR=workdir)
@@ -590,11 +596,13 @@ def _run(code, steps, mode, timeout, memory_mb, cpu_s, max_output, max_file_mb, 
                 try: rc = proc.wait(timeout=2)
                 except subprocess.TimeoutExpired: rc = None
                 r.error = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"exited with status {rc} before answering"
-        _kill_all(proc, uid)
+        _kill_all(proc, uid, grace=0.0 if r.timed_out or sess.truncated else 0.5)
         try: r.returncode = proc.wait(timeout=5)
         except subprocess.TimeoutExpired: _kill_all(proc, uid); r.returncode = proc.wait()
         sess.drain()
         r.stdout, r.stderr = (bytes(sess.bufs[k]).decode("utf-8", "replace") for k in ("stdout", "stderr"))
+        if mode == "namespace":  # what `unshare` itself says when its child was killed is not the code's output
+            r.stderr = r.stderr.replace("unshare: sigprocmask unblock failed: Invalid argument\n", "")
         r.ok = r.error is None and r.passed == total
         return r
     finally:
