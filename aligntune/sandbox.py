@@ -334,13 +334,30 @@ def _binop(op, a, b):
         raise OverflowError("repeating a sequence that many times is too large to check")
     return a * b
 
+def _inline_check(tree):
+    """HumanEval's layout — `def check(candidate): assert candidate(1) == 2 ...` then `check(f)` — as top-level
+    statements with `candidate` replaced by `f`, so each assert is judged here. Anything else is returned as it is."""
+    defs = {st.name: st for st in tree.body if isinstance(st, ast.FunctionDef) and len(st.args.args) == 1 and not st.decorator_list}
+    body, inlined = [], False
+    for st in tree.body:
+        if st in defs.values(): continue
+        call = st.value if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) else None
+        fn = defs.get(call.func.id) if call and isinstance(call.func, ast.Name) and len(call.args) == 1 and not call.keywords else None
+        if fn is None: body.append(st); continue
+        arg, inlined = fn.args.args[0].arg, True
+        class Sub(ast.NodeTransformer):
+            def visit_Name(self, node): return ast.copy_location(call.args[0], node) if node.id == arg else node
+        body += [Sub().visit(ast.parse(ast.unparse(x)).body[0]) for x in fn.body if not isinstance(x, ast.Expr) or not isinstance(x.value, ast.Constant)]
+    if not inlined: return tree
+    return ast.parse(ast.unparse(ast.Module(body=body, type_ignores=[])))
+
 def compile_tests(tests) -> list:
     """Split each test into steps: statements the child runs, and `assert`s this process decides.
 
     A test is one or more statements, e.g. 'assert add(1, 2) == 3'. Every `assert` must be at the top level of its
     test: this process evaluates it, asking the child only for the values of the parts that need the solution
     (`add(1, 2)`), which cross as plain data. An `assert` or `raise` inside a loop, function or `if` would be judged
-    by the untrusted process, so it is refused."""
+    by the untrusted process, so it is refused (HumanEval's `def check(candidate): ...` then `check(f)` is inlined)."""
     if tests is None: return []
     if isinstance(tests, str) or not isinstance(tests, (list, tuple)):
         raise TypeError(f"tests must be a list of strings (statements such as 'assert f(2) == 4'), got {type(tests).__name__}")
@@ -350,6 +367,7 @@ def compile_tests(tests) -> list:
         if not isinstance(t, str): raise TypeError(f"test {i} must be a string of Python statements, got {type(t).__name__}")
         try: tree = ast.parse(t)
         except SyntaxError as e: raise ValueError(f"{where} is not valid Python: {e.msg} (line {e.lineno}); write statements such as 'assert f(2) == 4'") from None
+        tree = _inline_check(tree)
         steps, known = [], set(_PARENT_NAMES)
         for st in tree.body:
             if isinstance(st, ast.Assert):

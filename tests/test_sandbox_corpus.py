@@ -401,7 +401,8 @@ def test_bad_sandbox_setting(case):
 # ------------------------------------------------------------------------------------------------ tests the sandbox cannot judge
 BAD_TESTS = {
     "assert inside a for loop": (["for i in range(3): assert add(i, 0) == i"], ValueError, "inside a for statement"),
-    "assert inside a function": (["def check(f):\n    assert f(1, 1) == 2\ncheck(add)"], ValueError, "inside a functiondef statement"),
+    "assert inside a function": (["def check(f):\n    assert f(1, 1) == 2\ncheck(add, 2)"], ValueError, "inside a functiondef statement"),
+    "HumanEval check with a loop": (["def check(c):\n    for i in range(3): assert c(i, 0) == i\ncheck(add)"], ValueError, "inside a for statement"),
     "raise inside an if": (["if add(1, 1) != 2: raise AssertionError"], ValueError, "`raise` inside a if statement"),
     "no assert at all": (["add(1, 2)"], ValueError, "no top-level assert"),
     "not Python": (["assert add(1, 2) =="], ValueError, "is not valid Python"),
@@ -441,6 +442,7 @@ GOOD_TESTS = {  # forms that are judged here and pass for a correct solution
     "module inside a solution call": "import math\nassert add(math.floor(1.5), 1) == 2 and round(add(math.pi, 0), 2) == 3.14",
     "methods of plain answers": "assert str(add(1, 2)).zfill(3) == '003' and [add(1, 1)].count(2) == 1",
     "nested comprehension": "assert [add(a, b) for a in range(2) for b in range(a + 1)] == [0, 1, 2]",
+    "HumanEval check(candidate)": 'def check(candidate):\n    """Sums."""\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n\ncheck(add)',
 }
 
 
