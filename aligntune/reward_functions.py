@@ -316,9 +316,10 @@ class _SandboxReward(RewardFunction):
     def __init__(self, tests_column: str = "tests", timeout: float = 5.0, memory_mb: int = 256, workers: int | None = None,
                  sandbox: str = "auto", **kw):
         super().__init__(**kw)
-        from aligntune.sandbox import check_sandbox
+        from aligntune.sandbox import SandboxUnavailable, check_sandbox
         try: check_sandbox(sandbox, self.__name__)
         except ValueError as e: raise RewardError(str(e)) from None
+        except SandboxUnavailable as e: raise RewardError(f"{self.__name__}: {e}") from None
         self.reference_column, self.timeout, self.memory_mb, self.workers, self.sandbox = tests_column, timeout, memory_mb, workers, sandbox
     def _tests(self, ctx):
         t = self.reference(ctx)

@@ -729,8 +729,8 @@ class SandboxUnavailable(RuntimeError):
 def _refusal(why: str) -> SandboxUnavailable:
     return SandboxUnavailable(
         f"refusing to run untrusted code: {why}. The sandbox needs Linux, `unshare` and either root or unprivileged user "
-        "namespaces to give the code its own mount, pid and network namespaces. To run it anyway with weaker isolation, pass "
-        "sandbox='unsafe-process' (run_code / run_many, or the code reward's params: {sandbox: unsafe-process}); "
+        "namespaces to give the code its own mount, pid and network namespaces. To run it anyway with weaker isolation, "
+        "sandbox='unsafe-process' is required (run_code / run_many, or the code reward's params: {sandbox: unsafe-process}); "
         "that mode runs the code as a child process with resource limits, a scrubbed environment, a fresh uid when "
         "running as root, and a Python audit hook, but it does not protect against code that reaches around the audit "
         "hook (Python code can): such code may read whatever its user may read, see other processes in /proc, use the "

@@ -360,10 +360,14 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_refuses_without_namespaces(case, monkeypatch):
+    "run_code and run_many raise SandboxUnavailable; a code reward, a RewardError (a config error) naming itself."
+    from aligntune.rewards import RewardError
     monkeypatch.setenv("ALIGNTUNE_SANDBOX_NAMESPACES", "off")
     assert isolation_level() == "unavailable"
-    with pytest.raises(SandboxUnavailable) as e: REFUSALS[case]()
+    cls = RewardError if "reward" in case else SandboxUnavailable
+    with pytest.raises(cls) as e: REFUSALS[case]()
     _needs_name(str(e.value))
+    if "reward" in case: assert str(e.value).startswith(case.split()[0] + ": refusing to run untrusted code")
 
 
 def test_unsafe_process_by_name_runs_without_namespaces(monkeypatch):
@@ -374,12 +378,12 @@ def test_unsafe_process_by_name_runs_without_namespaces(monkeypatch):
     fn = get_reward_function("code_pass_rate", sandbox="unsafe-process")
     assert fn(None, ["def add(a, b): return a + b", "def add(a, b): return a + b if a < 10 else 0"], tests=[TESTS, TESTS]) == [1.0, 2 / 3]
     from aligntune.config import make_config
-    from aligntune.rewards import resolve_reward_functions
+    from aligntune.rewards import RewardError, resolve_reward_functions
     cfg = make_config(algorithm="grpo", model_name="m", dataset_name="d.jsonl",
                       rewards=[{"name": "code_execution", "params": {"sandbox": "unsafe-process"}}])  # the config route
     (fn,), _ = resolve_reward_functions(cfg.rewards)
     assert fn(None, ["def add(a, b): return a + b"], tests=[TESTS]) == [1.0]
-    with pytest.raises(SandboxUnavailable):
+    with pytest.raises(RewardError, match="refusing to run untrusted code"):
         resolve_reward_functions(make_config(algorithm="grpo", model_name="m", dataset_name="d.jsonl", rewards=["code_execution"]).rewards)
 
 
