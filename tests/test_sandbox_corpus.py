@@ -558,22 +558,25 @@ def test_runwriter_config_has_no_secret(tmp_path):
 @pytest.mark.slow
 def test_real_run_keeps_reward_secrets_out_of_its_folder(tiny_model, tmp_path):
     "A reward whose params carry an Authorization header and a URL with a password: none of it lands in the run folder."
-    from aligntune.rewards import RewardFunction, register_reward
+    from aligntune.rewards import RewardFunction, RewardRegistry, register_reward
     from aligntune import create_rl_trainer
 
-    @register_reward("corpus_remote_judge")
+    @register_reward("corpus_remote_judge", description="scores length; its params carry credentials")  # taken out again below
     class RemoteJudge(RewardFunction):
         def __init__(self, headers=None, url=None, **kw):
             super().__init__(**kw); self.headers, self.url = headers, url
         def compute(self, text, **ctx): return min(len(text), 20) / 20
 
-    rows = [{"prompt": f"Say something about {w}."} for w in ("cats", "dogs", "owls", "bees")]
-    t = create_rl_trainer(tiny_model, rows, algorithm="grpo",
-                          reward_functions=[{"name": "corpus_remote_judge", "params": {"headers": {"Authorization": BEARER}, "url": URL}}],
-                          output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, num_generations=2)
-    t.train()
+    try:
+        rows = [{"prompt": f"Say something about {w}."} for w in ("cats", "dogs", "owls", "bees")]
+        t = create_rl_trainer(tiny_model, rows, algorithm="grpo",
+                              reward_functions=[{"name": "corpus_remote_judge", "params": {"headers": {"Authorization": BEARER}, "url": URL}}],
+                              output_dir=str(tmp_path / "run"), max_steps=1, batch_size=4, num_generations=2)
+        t.train()
+    finally: RewardRegistry._entries.pop("corpus_remote_judge", None)
     assert (tmp_path / "run" / "config.yaml").exists()
-    assert "corpus_remote_judge" in (tmp_path / "run" / "config.yaml").read_text()
+    text = (tmp_path / "run" / "config.yaml").read_text()
+    assert "corpus_remote_judge" in text and "Authorization: <redacted>" in text and "judge.example/v1" in text, text  # recorded, redacted
     assert _files_holding(tmp_path / "run", NEEDLES) == []
 
 
