@@ -313,14 +313,22 @@ class CodeSyntax(RewardFunction):
 
 class _SandboxReward(RewardFunction):
     category = "code"
-    def __init__(self, tests_column: str = "tests", timeout: float = 5.0, memory_mb: int = 256, workers: int | None = None, **kw):
+    def __init__(self, tests_column: str = "tests", timeout: float = 5.0, memory_mb: int = 256, workers: int | None = None,
+                 sandbox: str = "auto", **kw):
         super().__init__(**kw)
-        self.reference_column, self.timeout, self.memory_mb, self.workers = tests_column, timeout, memory_mb, workers
+        from aligntune.sandbox import SandboxUnavailable, check_sandbox
+        try: check_sandbox(sandbox, self.__name__)
+        except ValueError as e: raise RewardError(str(e)) from None
+        except SandboxUnavailable as e: raise RewardError(f"{self.__name__}: {e}") from None
+        self.reference_column, self.timeout, self.memory_mb, self.workers, self.sandbox = tests_column, timeout, memory_mb, workers, sandbox
     def _tests(self, ctx):
         t = self.reference(ctx)
         if isinstance(t, str): t = [t]
         if not isinstance(t, (list, tuple)) or not all(isinstance(x, str) for x in t):
             raise RewardError(f"{self.__name__}: the {self.reference_column!r} column must hold a list of test statements, got {type(t).__name__}")
+        from aligntune.sandbox import compile_tests
+        try: compile_tests(t)
+        except (TypeError, ValueError) as e: raise RewardError(f"{self.__name__}: the {self.reference_column!r} column: {e}") from None
         return list(t)
     def _run(self, texts, contexts):
         from aligntune.sandbox import run_many
@@ -329,7 +337,8 @@ class _SandboxReward(RewardFunction):
         for i, ctx in enumerate(contexts):
             try: tests.append(self._tests(ctx)); idx.append(i)
             except Exception as e: out[i] = self._failed(i, e)
-        rs = run_many([extract_code(texts[i]) for i in idx], tests, workers=self.workers, timeout=self.timeout, memory_mb=self.memory_mb)
+        rs = run_many([extract_code(texts[i]) for i in idx], tests, workers=self.workers, timeout=self.timeout, memory_mb=self.memory_mb,
+                      sandbox=self.sandbox)
         return out, idx, rs
     def compute(self, text, **ctx): return self.score_batch([text], [ctx])[0]
 

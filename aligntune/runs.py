@@ -6,7 +6,7 @@ Docs: https://aligntune.github.io/aligntune/nbs/runs.html.md"""
 
 # %% ../nbs/03_runs.ipynb #2767a543
 from __future__ import annotations
-import json, os, math, time, shutil, tempfile, socket, errno
+import json, os, math, re, time, shutil, tempfile, socket, errno
 from pathlib import Path
 from .config import UnifiedConfig, load_yaml, _to_dict
 
@@ -14,8 +14,8 @@ from .config import UnifiedConfig, load_yaml, _to_dict
 __all__ = ['CHECKPOINT_MARK', 'HEARTBEAT_EVERY', 'STALE_AFTER', 'atomic_write', 'atomic_dir', 'mark_checkpoint',
            'save_checkpoint', 'list_checkpoints', 'checkpoint_problem', 'checkpoint_info', 'find_checkpoint',
            'RunFolderError', 'StorageError', 'check_output_dir', 'storage_error', 'owner_info', 'owner_alive',
-           'refuse_if_busy', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs', 'run_state',
-           'resolve_resume', 'resume_run', 'fork_run']
+           'refuse_if_busy', 'is_secret_key', 'redact_text', 'redact', 'redacted_yaml', 'RunWriter', 'describe_source',
+           'Run', 'list_runs', 'run_state', 'resolve_resume', 'resume_run', 'fork_run']
 
 # %% ../nbs/03_runs.ipynb #b53e7af6
 def _jsonable(v):
@@ -206,14 +206,73 @@ def refuse_if_busy(run_dir):
                              "model: choose another output_dir, or stop that run first.")
 
 # %% ../nbs/03_runs.ipynb #64efc9aa
-_SECRET_KEYS = ("token", "secret", "password", "api_key", "apikey", "hf_token")
+_SECRET_WORDS = ("secret", "password", "passwd", "credential", "credentials", "authorization", "cookie", "apikey", "privatekey")
+_NOT_SECRET_TOKENS = ("pad", "eos", "bos", "unk", "sep", "cls", "mask", "special", "start", "end", "stop", "max", "min",
+                      "num", "image", "audio", "video", "chat", "level", "per", "new")
 
-def redact(d):
-    "A copy of a nested dict with values of secret-looking keys replaced."
+def _key_words(k) -> list[str]:
+    "A key's words: 'hfToken', 'HF-TOKEN' and 'hf_token' all give ['hf', 'token']."
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(k))
+    return [w for w in re.split(r"[^A-Za-z0-9]+", s.lower()) if w]
+
+def is_secret_key(k) -> bool:
+    "Whether a key names a secret: token, api_key, password, Authorization, ... (not max_tokens, pad_token)."
+    w = _key_words(k)
+    j = "".join(w)
+    if any(x in _SECRET_WORDS for x in w) or any(x in j for x in ("apikey", "accesskey", "privatekey", "secretkey", "authtoken")): return True
+    if "token" in w or "auth" in w: return not any(x in _NOT_SECRET_TOKENS for x in w)
+    return j in ("pwd", "passphrase")
+
+_SECRET_PATTERNS = [  # (pattern, replacement): only the secret part is replaced
+    (re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2<redacted>"),
+    (re.compile(r"\bhf_[A-Za-z0-9]{20,}"), "<redacted>"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), "<redacted>"),
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), "<redacted>"),
+    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b"), "<redacted>"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "<redacted>"),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"), "<redacted>"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "<redacted>"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S), "<redacted>"),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@"), r"\1<redacted>@"),  # https://user:pass@host
+    (re.compile(r"(?i)([?&;](?:[a-z0-9_.-]*(?:token|key|secret|password|passwd|pwd|auth|sig|signature|credential)[a-z0-9_.-]*)=)[^&#\s\"']+"),
+     r"\1<redacted>"),  # ?token=..., &api_key=...
+    (re.compile(r"(?i)((?:^|[\s{,;\"'])[a-z0-9_-]*(?:api[_-]?key|secret|password|passwd|token|authorization|credential)[a-z0-9_-]*[\"']?\s*[:=]\s*[\"']?)"
+                r"(?!<redacted>)([^\s\"',;}]{8,})"), r"\1<redacted>"),  # 'X-Api-Key: ...', 'password=...' inside text
+]
+
+def _high_entropy(s: str) -> bool:
+    "A long, random-looking string without spaces (a key or token), not a path, model id or word."
+    if len(s) < 20 or any(c.isspace() for c in s) or ("/" in s and not s.endswith("=")): return False  # paths and model ids
+    if not (re.search(r"[0-9]", s) and re.search(r"[A-Za-z]", s)): return False
+    from collections import Counter
+    n = len(s)
+    h = -sum(c / n * math.log2(c / n) for c in Counter(s).values())
+    return h >= (3.0 if re.fullmatch(r"[0-9a-fA-F]+", s) else 3.5)
+
+def redact_text(s: str) -> str:
+    "`s` with bearer tokens, provider keys (hf_, sk-, ghp_, AKIA...), URL passwords and secret query values replaced."
+    for pat, rep in _SECRET_PATTERNS: s = pat.sub(rep, s)
+    return s
+
+def redact(d, _in_headers: bool = False):
+    "A copy of a nested dict/list/string with secrets replaced: values of secret-looking keys, secret-looking values anywhere, random-looking header values."
     if isinstance(d, dict):
-        return {k: ("<redacted>" if any(s in str(k).lower() for s in _SECRET_KEYS) and v else redact(v)) for k, v in d.items()}
-    if isinstance(d, list): return [redact(x) for x in d]
+        out = {}
+        for k, v in d.items():
+            if is_secret_key(k) and isinstance(v, (str, bytes)) and v: out[k] = "<redacted>"
+            elif is_secret_key(k) and isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v): out[k] = ["<redacted>"] * len(v)
+            elif _in_headers and isinstance(v, str) and _high_entropy(v.split()[-1] if v.split() else v): out[k] = "<redacted>"
+            else: out[k] = redact(v, "header" in str(k).lower())
+        return out
+    if isinstance(d, (list, tuple)): return type(d)(redact(x, _in_headers) for x in d)
+    if isinstance(d, str): return redact_text(d)
     return d
+
+def redacted_yaml(cfg) -> str:
+    "A config (UnifiedConfig or dict) as YAML with its secrets redacted: what config.yaml holds and what panels show."
+    import yaml
+    d = _to_dict(cfg) if not isinstance(cfg, dict) else dict(cfg)
+    return yaml.safe_dump(redact(d), sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 # %% ../nbs/03_runs.ipynb #1de7e2af
 _RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "run.json", "eval.json", "train_summary.json", "model")
@@ -287,8 +346,7 @@ class RunWriter:
         for g, k in (("dataset", "name"), ("model", "name_or_path")):
             v = d.get(g, {}).get(k)
             if v is not None and not isinstance(v, str): d[g][k] = describe_source(v)
-        import yaml
-        atomic_write(self.dir / "config.yaml", yaml.safe_dump(redact(d), sort_keys=False))
+        atomic_write(self.dir / "config.yaml", redacted_yaml(d))
     def log(self, metrics: dict, step: int):
         "Append one row to metrics.jsonl."
         self._append("metrics.jsonl", {"step": int(step), **metrics})

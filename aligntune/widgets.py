@@ -10,7 +10,7 @@ import dataclasses, html, json, math, threading, time, traceback, warnings
 from pathlib import Path
 from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, config_from_dict, completion_length,
                               get_algorithm, _to_dict, _yaml_load, ALGORITHMS, BACKENDS)
-from .runs import describe_source
+from .runs import describe_source, redacted_yaml
 from .callbacks import Callback
 from .plots import (figure_png, plot_training, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
                              _as_run, _runs, _labels)
@@ -190,7 +190,7 @@ class ConfigPanel:
             self.error_box.value = f"<div class='aligntune-error' style='color:#b00020'><b>ConfigError:</b> {_esc(self._error)}</div>"
         else:
             self.error_box.value = "".join(f"<div style='color:#8a5a00'>warning: {_esc(w)}</div>" for w in self._warnings)
-            self.yaml_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto;margin:0'>{_esc(self._config.to_yaml())}</pre>"
+            self.yaml_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto;margin:0'>{_esc(redacted_yaml(self._config))}</pre>"
 
     # accessors
     def _value(self, key):
@@ -557,7 +557,7 @@ class TrainPanel:
             self._last_draw = time.perf_counter()
         return self
     def _show_config(self, cfg):
-        self.config_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto'>{_esc(cfg.to_yaml())}</pre>"
+        self.config_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto'>{_esc(redacted_yaml(cfg))}</pre>"
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)

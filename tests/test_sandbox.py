@@ -13,7 +13,7 @@ SECRET = "ALIGNTUNE_TEST_SECRET"
 
 
 def _levels():
-    levels = ["process"]
+    levels = ["unsafe-process"]
     if isolation_level() == "namespace": levels.insert(0, "namespace")
     return levels
 
@@ -66,7 +66,6 @@ def _corpus(canary: Path, port: int):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 @pytest.mark.parametrize("isolation", _levels())
 def test_hostile_corpus(isolation, canary, listener, monkeypatch):
     monkeypatch.setenv(SECRET, "hunter2-do-not-leak")
@@ -76,7 +75,7 @@ def test_hostile_corpus(isolation, canary, listener, monkeypatch):
         t0 = time.monotonic()
         # every snippet ends with a flag the test checks: a contained snippet never gets there
         r = run_code(code + "\nFINISHED = True\n", tests=["assert FINISHED"], timeout=2, memory_mb=256,
-                     max_output=1 << 16, isolation=isolation)
+                     max_output=1 << 16, sandbox=isolation)
         reward = r.pass_rate
         rows.append((name, reward, r.error or "", r.timed_out, round(time.monotonic() - t0, 1)))
         assert reward == 0.0, (name, r, r.stdout[:200], r.stderr[-500:])
@@ -91,7 +90,7 @@ def test_hostile_corpus(isolation, canary, listener, monkeypatch):
         print(f"{name:<20}{reward:>7.1f}  {str(to):<10}{secs:>5}  {err[:70]}")
     # the host is still usable: no sandbox process left, a trivial run works
     assert _sandbox_processes() == []
-    r = run_code("print(6 * 7)", tests=["assert 6 * 7 == 42"], isolation=isolation)
+    r = run_code("print(6 * 7)", tests=["assert 6 * 7 == 42"], sandbox=isolation)
     assert r.ok and r.stdout == "42\n", r
 
 
