@@ -216,7 +216,7 @@ def redact(d):
     return d
 
 # %% ../nbs/03_runs.ipynb #1de7e2af
-_RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "run.json", "eval.json", "train_summary.json", "model")
+_RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "events.jsonl", "run.json", "eval.json", "train_summary.json", "model")
 
 def _record_entries(run_dir) -> list:
     "What a run leaves in its folder: the record files, checkpoints and leftovers of interrupted writes (not `previous/`, not other files)."
@@ -262,7 +262,7 @@ class RunWriter:
         "Before resuming from the checkpoint of `step`: what was recorded after it moves into previous/N/ (copies of the logs as they were)."
         if not self.is_main: return None
         later = [p for p in _record_entries(self.dir) if _step_of(p) > step or p.name.startswith(".")]
-        cut = {n: _kept_lines(self.dir / n, step) for n in ("metrics.jsonl", "samples.jsonl") if (self.dir / n).exists()}
+        cut = {n: _kept_lines(self.dir / n, step) for n in ("metrics.jsonl", "samples.jsonl", "events.jsonl") if (self.dir / n).exists()}
         cut = {n: text for n, text in cut.items() if text != (self.dir / n).read_text()}
         if not later and not cut: return None
         dest = self._previous()
@@ -295,6 +295,9 @@ class RunWriter:
     def log_samples(self, step: int, rows):
         "Append sampled completions (prompt, completion, rewards, reward, advantage) to samples.jsonl."
         for r in rows: self._append("samples.jsonl", {"step": int(step), **r})
+    def log_event(self, event: str, step: int, **payload):
+        "Append a marker event (a health message, a knob change) to events.jsonl, for views and plots to draw."
+        self._append("events.jsonl", {"step": int(step), "event": event, **payload})
     def write_json(self, name: str, obj):
         "Write a JSON file (e.g. eval.json, run.json) atomically; on a full disk, in place (its own space is freed first)."
         if not self.is_main: return
@@ -379,6 +382,10 @@ class Run:
     def samples(self):
         import pandas as pd
         return pd.DataFrame(_read_jsonl(self.path / "samples.jsonl"))
+    @property
+    def events(self) -> list:
+        "events.jsonl: health messages and knob changes, each a dict with `step` and `event`."
+        return _read_jsonl(self.path / "events.jsonl")
     @property
     def eval(self) -> dict:
         p = self.path / "eval.json"
