@@ -99,7 +99,8 @@ def nan_loss(h, th, trainer):
     last = h.logs[-1] if h.logs else {}
     bad = [k for k in (*_LOSS_KEYS, "grad_norm") if _num(last.get(k)) is not None and not math.isfinite(last[k])]
     if not bad: return None
-    return (f"{bad[0]} is {last[bad[0]]} at step {h.steps[-1]}: training diverged and the weights are no longer usable. Lower the "
+    seen = " (transformers logs a NaN loss as the running mean, so the gradient norm shows it first)" if bad[0] == "grad_norm" else ""
+    return (f"{bad[0]} is {last[bad[0]]} at step {h.steps[-1]}{seen}: training diverged and the weights are no longer usable. Lower the "
             f"learning rate (now {_lr(trainer)}), keep max_grad_norm clipping on, use bf16 rather than fp16 where the GPU has it, "
             "and look for empty or huge rows in the data.")
 
