@@ -64,8 +64,9 @@ def _check_value(name, value, current):
         return [float(w) for w in value]
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise ConfigError(f"{name}={value!r}: expected a finite number.")
-    lo_ok = value > 0 if name == "temperature" else value >= 0
-    if not lo_ok: raise ConfigError(f"{name}={value!r}: expected a number {'above 0' if name == 'temperature' else 'of 0 or more'}.")
+    want = {"learning_rate": ("a number > 0 and <= 1, as in the config", 0 < value <= 1), "temperature": ("a number above 0", value > 0),
+            "beta": ("a number of 0 or more", value >= 0)}[name]
+    if not want[1]: raise ConfigError(f"{name}={value!r}: expected {want[0]}.")
     return float(value)
 
 def request_knobs(trainer, **knobs) -> dict:
