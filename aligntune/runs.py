@@ -409,10 +409,11 @@ class Run:
     def fork(self, output_dir, checkpoint=None, **overrides):
         "A new run in `output_dir` from a checkpoint's weights with config `overrides`; it records this run as its parent (see `fork_run`)."
         return fork_run(self.path, output_dir, checkpoint, **overrides)
-    def plot(self, keys=None, **kw):
-        "Curves of this run's metrics (a matplotlib Figure; see `aligntune.plots.plot_metrics`)."
-        from aligntune.plots import plot_metrics  # plots reads Runs, so it is imported here, not at the top
-        return plot_metrics(self.metrics, keys=keys, title=self.name, algorithm=self.algorithm, **kw)
+    def plot(self, keys=None, events: bool = True, **kw):
+        "Curves of this run's metrics, with its health messages and knob changes marked (a matplotlib Figure; see `aligntune.plots.plot_metrics`)."
+        from aligntune.plots import plot_metrics, mark_events  # plots reads Runs, so it is imported here, not at the top
+        fig = plot_metrics(self.metrics, keys=keys, title=self.name, algorithm=self.algorithm, **kw)
+        return mark_events(fig, self.events) if events else fig
     def __repr__(self): return f"Run({self.name!r}, algorithm={self.algorithm!r}, steps={len(self.metrics)})"
 
 def list_runs(root) -> list:
