@@ -298,7 +298,7 @@ class TRLSFTTrainer(_TRLTrainer, SFTTrainerBase):
         import trl
         cfg = self.config; s = cfg.sft
         from aligntune.templates import check_sft_rows  # a template or length that trains no token fails here, before any step
-        check_sft_rows(self.tokenizer, self.train_dataset, cfg)
+        check_sft_rows(self.tokenizer, self.train_dataset, cfg, say=print if is_main_process() else None)
         kw = {**_args_kwargs(cfg, self.eval_dataset is not None), "max_length": cfg.model.max_seq_length, "packing": s.packing,
               "assistant_only_loss": s.assistant_only_loss, "dataset_text_field": "text"}
         if s.completion_only_loss is not None: kw["completion_only_loss"] = s.completion_only_loss
