@@ -42,6 +42,7 @@ def _args_kwargs(cfg, has_eval: bool) -> dict:
                 gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
                 lr_scheduler_type=t.lr_scheduler_type, warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
                 max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, logging_first_step=True,
+                logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (the health check names it), not hidden in a mean
                 save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500, save_total_limit=t.save_total_limit,
                 eval_strategy="steps" if (has_eval and t.eval_steps) else "no", eval_steps=t.eval_steps,
                 seed=t.seed, data_seed=t.seed, report_to=t.report_to, bf16=prec == "bf16", fp16=prec == "fp16",
