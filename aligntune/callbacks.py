@@ -14,7 +14,7 @@ from .runs import RunWriter, run_state, checkpoint_info, owner_info, find_checkp
 __all__ = ['EVENTS', 'Callback', 'CallbackError', 'Dispatcher', 'RunRecorder', 'ConsoleProgress', 'StopAfter', 'CheckpointTimer']
 
 # %% ../nbs/03a_callbacks.ipynb #581126bd
-EVENTS = ("train_begin", "step", "log", "samples", "evaluate", "save", "stop", "error", "train_end")
+EVENTS = ("train_begin", "step", "log", "samples", "evaluate", "save", "stop", "error", "train_end", "health", "knob")
 
 class Callback:
     "A listener of training events: define `on_<event>(self, trainer, **payload)` for the events it needs."
@@ -94,6 +94,8 @@ class RunRecorder(Callback):
     def on_log(self, trainer, step, metrics): self.writer.log(metrics, step); self.writer.heartbeat(step)
     def on_samples(self, trainer, step, rows): self.writer.log_samples(step, rows)
     def on_evaluate(self, trainer, step, metrics): self.writer.log(metrics, step)
+    def on_health(self, trainer, rule, message, step, level): self.writer.log_event("health", step, rule=rule, message=message, level=level)
+    def on_knob(self, trainer, name, value, previous, step): self.writer.log_event("knob", step, name=name, value=value, previous=previous)
     def on_save(self, trainer, step, path):
         if Path(path).name.startswith("checkpoint-"): self.writer.update_status(last_checkpoint=Path(path).name, global_step=step)
     def on_error(self, trainer, step, error):
@@ -132,6 +134,10 @@ class ConsoleProgress(Callback):
         left = f"  eta {_eta(el / step * (total - step))}" if step and total > step else ""
         shown = "  ".join(f"{k}={metrics[k]:.4g}" for k in _shown_keys(metrics, trainer.config.spec.plots))
         self.out(f"  step {step}/{total}{left}  {shown}")
+    def on_health(self, trainer, rule, message, step, level):
+        if not self._silent(trainer): self.out(f"  {level} at step {step} [{rule}]: {message}")
+    def on_knob(self, trainer, name, value, previous, step):
+        if not self._silent(trainer): self.out(f"  step {step}: {name} {previous} -> {value}")
     def on_stop(self, trainer, step, reason):
         if not self._silent(trainer): self.out(f"  {reason} at step {step}: saving the model")
 

@@ -11,7 +11,8 @@ from importlib import metadata
 
 # %% auto #0
 __all__ = ['TESTED', 'KNOWN_BAD', 'COMMANDS', 'environment_report', 'doctor', 'command', 'cmd_doctor', 'number_arg',
-           'build_parser', 'main', 'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval', 'cmd_export']
+           'build_parser', 'main', 'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval', 'cmd_fit',
+           'cmd_export']
 
 # %% ../nbs/11_cli.ipynb #ef3dcc35
 TESTED = {  # package -> (lowest tested, highest tested); the pins CI uses are in .ci/constraints.txt
@@ -211,6 +212,32 @@ def _eval_args(p):
     p.add_argument("--limit", type=number_arg(1), help="evaluate only the first N items of each task")
     p.add_argument("--output", "-o", help="write the results as JSON here (a run folder gets eval.json)")
 cmd_eval.add_args = _eval_args
+
+# %% ../nbs/11_cli.ipynb #f7c93eb4
+@command
+def cmd_fit(args):
+    "Estimate training memory for a config on common GPUs, before loading anything: aligntune fit CONFIG.yaml [--gpu T4 ...]."
+    from aligntune.config import load_yaml, apply_overrides, parse_set
+    from aligntune.recipes import RECIPES, load_recipe
+    from aligntune.fit import fit_report
+    cfg = load_yaml(args.config) if os.path.exists(args.config) else load_recipe(args.config) if args.config in RECIPES else None
+    if cfg is None:
+        from aligntune.config import ConfigError
+        raise ConfigError(f"{args.config!r} is neither a config file nor a recipe name. Recipes: {', '.join(RECIPES)}.")
+    ov = parse_set(args.set)
+    if ov: cfg = apply_overrides(cfg, ov)
+    rep = fit_report(cfg, args.gpu or None)
+    print(f"{cfg.model.name_or_path}: {cfg.algorithm}, {'full fine-tune' if not cfg.peft.enabled else cfg.peft.method}, "
+          f"max_seq_length={cfg.model.max_seq_length}, batch_size={cfg.training.batch_size} (estimates in GiB)")
+    for gpu, r in rep.iterrows():
+        print(f"  {gpu:<8} {r.precision:<5} {r.total_gib:6.1f} / {r.memory_gib:4.1f}  {'fits' if r.fits else 'does not fit: ' + r.change}")
+    return 0
+
+def _fit_args(p):
+    p.add_argument("config", help="a YAML config file or a recipe name")
+    p.add_argument("--gpu", action="append", default=[], help="a GPU to check (T4, P100, L4, 2xT4, A100-40, A100-80, H100); repeatable; default all")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set model.max_seq_length=2048")
+cmd_fit.add_args = _fit_args
 
 # %% ../nbs/11_cli.ipynb #573457c2
 @command

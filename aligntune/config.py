@@ -437,6 +437,7 @@ class Algorithm:
     plots: tuple = ()  # metric keys worth plotting, most telling first ('*' matches any text)
     preset: dict = field(default_factory=dict)  # values for the group's fields left at None
     summary: str = ""  # one line for menus and docs
+    health: dict = field(default_factory=dict)  # thresholds of `aligntune.health`'s rules that differ for this algorithm
     def __repr__(self): return f"Algorithm({self.name!r}, kind={self.kind!r}, data={self.data!r}, settings={self.settings!r})"
 
 # %% ../nbs/00_config.ipynb #10c29814
@@ -468,6 +469,7 @@ ALGORITHMS = {a.name: a for a in [
               needs_reward=True, length="ppo.max_completion_length",
               plots=("objective/scores", "objective/rlhf_reward", "objective/kl", "loss/policy_avg", "loss/value_avg",
                      "policy/clipfrac_avg", "objective/entropy"),
+              health=dict(kl_max=20.0),  # PPO logs the KL summed over a completion's tokens, not the per-token mean
               summary="aligntune's PPO engine: a value model, GAE and a clipped policy loss"),
     Algorithm("rloo", "RLOO", "online_rl", "prompts", "rloo", {"trl": "TRLRLOOTrainer"}, needs_reward=True,
               length="rloo.max_completion_length", plots=_GRPO_PLOTS,
@@ -480,6 +482,7 @@ ALGORITHMS = {a.name: a for a in [
               summary="group sequence policy optimisation: a sequence-level importance ratio"),
     Algorithm("dapo", "DAPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
               preset=_grpo_preset("dapo", "group", 0.0, 0.28, True),
+              health=dict(clipped_ratio=0.5),  # its preset drops truncated completions from the loss: half clipped is half wasted
               summary="DAPO: clip-higher, token-level loss, no KL, truncated completions left out"),
     Algorithm("dr_grpo", "Dr. GRPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
               preset=_grpo_preset("dr_grpo", "none", 0.0, 0.2, False),

@@ -13,8 +13,8 @@ from .runs import Run, list_runs
 
 # %% auto #0
 __all__ = ['OTHER_PLOT_KEYS', 'EXTRA_KEYS', 'figure_png', 'save_figure', 'plot_keys', 'pick_keys', 'training_keys',
-           'plot_metrics', 'plot_training', 'plot_runs_keys', 'fork_point', 'plot_runs', 'eval_frames', 'plot_eval',
-           'plot_reward_scores']
+           'plot_metrics', 'mark_events', 'plot_training', 'plot_runs_keys', 'fork_point', 'plot_runs', 'eval_frames',
+           'plot_eval', 'plot_reward_scores']
 
 # %% ../nbs/09_plots.ipynb #71d2b8e4
 def figure_png(fig, dpi: int = 72) -> bytes:
@@ -135,6 +135,20 @@ def plot_metrics(df, keys=None, title=None, algorithm=None, ncols=3, figsize=Non
             ax.plot(s["step"], y, lw=1, alpha=0.45 if smooth else 1)
             if smooth and len(y) > smooth: ax.plot(s["step"], y.rolling(smooth, min_periods=1).mean(), lw=1.6)
     if title: fig.suptitle(title, fontsize=10)
+    return fig
+
+# %% ../nbs/09_plots.ipynb #c0de7f4a
+_EVENT_STYLE = {"health": dict(color="#d92d20", ls="--"), "knob": dict(color="#1570ef", ls=":")}
+
+def mark_events(fig, events):
+    "Draw `events` (dicts with `event` and `step`: health messages, knob changes) as vertical lines on each panel of `fig`; returns `fig`."
+    for ax in fig.axes:
+        if not ax.lines: continue
+        for e in events:
+            style = _EVENT_STYLE.get(e.get("event"))
+            if style is None: continue
+            ax.axvline(e["step"], lw=0.9, alpha=0.8, **style)
+            ax.lines[-1].set_label(f"{e['event']}: {e.get('rule') or e.get('name')}")
     return fig
 
 # %% ../nbs/09_plots.ipynb #4a9f2e1b

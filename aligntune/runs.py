@@ -275,7 +275,7 @@ def redacted_yaml(cfg) -> str:
     return yaml.safe_dump(redact(d), sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 # %% ../nbs/03_runs.ipynb #1de7e2af
-_RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "run.json", "eval.json", "train_summary.json", "model")
+_RECORD_FILES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "events.jsonl", "run.json", "eval.json", "train_summary.json", "model")
 
 def _record_entries(run_dir) -> list:
     "What a run leaves in its folder: the record files, checkpoints and leftovers of interrupted writes (not `previous/`, not other files)."
@@ -321,7 +321,7 @@ class RunWriter:
         "Before resuming from the checkpoint of `step`: what was recorded after it moves into previous/N/ (copies of the logs as they were)."
         if not self.is_main: return None
         later = [p for p in _record_entries(self.dir) if _step_of(p) > step or p.name.startswith(".")]
-        cut = {n: _kept_lines(self.dir / n, step) for n in ("metrics.jsonl", "samples.jsonl") if (self.dir / n).exists()}
+        cut = {n: _kept_lines(self.dir / n, step) for n in ("metrics.jsonl", "samples.jsonl", "events.jsonl") if (self.dir / n).exists()}
         cut = {n: text for n, text in cut.items() if text != (self.dir / n).read_text()}
         if not later and not cut: return None
         dest = self._previous()
@@ -353,6 +353,9 @@ class RunWriter:
     def log_samples(self, step: int, rows):
         "Append sampled completions (prompt, completion, rewards, reward, advantage) to samples.jsonl."
         for r in rows: self._append("samples.jsonl", {"step": int(step), **r})
+    def log_event(self, event: str, step: int, **payload):
+        "Append a marker event (a health message, a knob change) to events.jsonl, for views and plots to draw."
+        self._append("events.jsonl", {"step": int(step), "event": event, **payload})
     def write_json(self, name: str, obj):
         "Write a JSON file (e.g. eval.json, run.json) atomically; on a full disk, in place (its own space is freed first)."
         if not self.is_main: return
@@ -438,6 +441,10 @@ class Run:
         import pandas as pd
         return pd.DataFrame(_read_jsonl(self.path / "samples.jsonl"))
     @property
+    def events(self) -> list:
+        "events.jsonl: health messages and knob changes, each a dict with `step` and `event`."
+        return _read_jsonl(self.path / "events.jsonl")
+    @property
     def eval(self) -> dict:
         p = self.path / "eval.json"
         return json.loads(p.read_text()) if p.exists() else {}
@@ -460,10 +467,11 @@ class Run:
     def fork(self, output_dir, checkpoint=None, **overrides):
         "A new run in `output_dir` from a checkpoint's weights with config `overrides`; it records this run as its parent (see `fork_run`)."
         return fork_run(self.path, output_dir, checkpoint, **overrides)
-    def plot(self, keys=None, **kw):
-        "Curves of this run's metrics (a matplotlib Figure; see `aligntune.plots.plot_metrics`)."
-        from aligntune.plots import plot_metrics  # plots reads Runs, so it is imported here, not at the top
-        return plot_metrics(self.metrics, keys=keys, title=self.name, algorithm=self.algorithm, **kw)
+    def plot(self, keys=None, events: bool = True, **kw):
+        "Curves of this run's metrics, with its health messages and knob changes marked (a matplotlib Figure; see `aligntune.plots.plot_metrics`)."
+        from aligntune.plots import plot_metrics, mark_events  # plots reads Runs, so it is imported here, not at the top
+        fig = plot_metrics(self.metrics, keys=keys, title=self.name, algorithm=self.algorithm, **kw)
+        return mark_events(fig, self.events) if events else fig
     def __repr__(self): return f"Run({self.name!r}, algorithm={self.algorithm!r}, steps={len(self.metrics)})"
 
 def list_runs(root) -> list:

@@ -93,6 +93,10 @@ class TrainerBase:
         "Listen to this trainer's events (see `callbacks.EVENTS`); returns `cb`."
         return self.events.add(cb)
     def remove_callback(self, cb): self.events.remove(cb)
+    def set(self, **knobs):
+        "Change live knobs (learning_rate, temperature, beta, reward_weights) from the next step on; see `aligntune.knobs`."
+        from aligntune.knobs import request_knobs
+        return request_knobs(self, **knobs)
     def request_stop(self):
         "Ask training to stop after the current step; a checkpoint and the model are saved and the run ends cleanly."
         self._stop_requested = True
@@ -295,6 +299,9 @@ class BackendFactory:
         if verbose and is_main_process(): print(f"aligntune: {msg}")
         t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, resume=resume, **kw)
         t.backend_reason = msg
+        from aligntune.health import HealthMonitor  # live health checks and knobs on every trainer (aligntune.health, aligntune.knobs)
+        from aligntune.knobs import KnobApplier
+        t.health = t.add_callback(HealthMonitor()); t.add_callback(KnobApplier())
         t.check()
         return t
 

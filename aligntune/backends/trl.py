@@ -42,6 +42,7 @@ def _args_kwargs(cfg, has_eval: bool) -> dict:
                 gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
                 lr_scheduler_type=t.lr_scheduler_type, warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
                 max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, logging_first_step=True,
+                logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (the health check names it), not hidden in a mean
                 save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 500, save_total_limit=t.save_total_limit,
                 eval_strategy="steps" if (has_eval and t.eval_steps) else "no", eval_steps=t.eval_steps,
                 seed=t.seed, data_seed=t.seed, report_to=t.report_to, bf16=prec == "bf16", fp16=prec == "fp16",
@@ -336,6 +337,8 @@ class TRLSFTTrainer(_TRLTrainer, SFTTrainerBase):
     def _build(self):
         import trl
         cfg = self.config; s = cfg.sft
+        from aligntune.templates import check_sft_rows  # a template or length that trains no token fails here, before any step
+        check_sft_rows(self.tokenizer, self.train_dataset, cfg, say=print if is_main_process() else None)
         kw = {**_args_kwargs(cfg, self.eval_dataset is not None), "max_length": cfg.model.max_seq_length, "packing": s.packing,
               "assistant_only_loss": s.assistant_only_loss, "dataset_text_field": "text"}
         if s.completion_only_loss is not None: kw["completion_only_loss"] = s.completion_only_loss
