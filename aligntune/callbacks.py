@@ -77,7 +77,7 @@ class RunRecorder(Callback):
             old = {k: v for k, v in old.items() if k not in ("error", "final_metrics", "runtime")}
             history = {"resumed": old.get("resumed", []) + [{"from": str(ck), "step": step, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]}
         else:
-            resumable = old.get("status") != "finished" and find_checkpoint(w.dir, say=None) is not None
+            resumable = old.get("status") != "finished" and find_checkpoint(w.checkpoint_dir, say=None, content=False) is not None
             moved = w.archive_existing()
             if moved is not None:
                 hint = "; to continue it instead, train with resume=True (aligntune train CONFIG --resume)" if resumable else ""

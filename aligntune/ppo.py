@@ -671,7 +671,7 @@ def save_checkpoint(self: PPOEngine):
         (tmp / "trainer_state.json").write_text(json.dumps({"global_step": self.global_step, "episode": self.episode,
             "kl_coef": self.kl_ctl.value, "max_steps": self.total_steps, "data_order": self._order, "data_position": self._pos,
             "log_history": self.log_history}, indent=1, default=float))
-    path = runs.save_checkpoint(self.training.output_dir, self.global_step, write, keep=self.training.save_total_limit,
+    path = runs.save_checkpoint(self.training.checkpoint_dir or self.training.output_dir, self.global_step, write, keep=self.training.save_total_limit,
                            algorithm=self.config.algorithm, engine="ppo")
     self.events.emit("save", step=self.global_step, path=str(path))
     return path

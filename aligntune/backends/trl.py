@@ -33,11 +33,11 @@ def probe(algorithm: str) -> tuple:
 
 # %% ../../nbs/05a_backends.trl.ipynb #a4f7f8a9
 def _args_kwargs(cfg, has_eval: bool) -> dict:
-    "TrainingArguments fields shared by every TRL trainer."
+    "TrainingArguments fields shared by every TRL trainer (TRL's output_dir is where it writes checkpoints: training.checkpoint_dir when set)."
     t, m = cfg.training, cfg.model
     hw = hardware()
     prec = pick_precision(m.precision, hw)
-    return dict(output_dir=t.output_dir, num_train_epochs=float(t.num_epochs), max_steps=t.max_steps or -1,
+    return dict(output_dir=t.checkpoint_dir or t.output_dir, num_train_epochs=float(t.num_epochs), max_steps=t.max_steps or -1,
                 per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
                 gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
                 lr_scheduler_type=t.lr_scheduler_type, warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
@@ -86,7 +86,7 @@ def _event_relay(trainer):
             if state.is_world_process_zero and metrics: trainer.events.emit("evaluate", step=state.global_step, metrics=dict(metrics))
         def on_save(self, args, state, control, **kw):
             if state.is_world_process_zero:
-                path = trainer.output_dir / f"checkpoint-{state.global_step}"
+                path = trainer.checkpoint_dir / f"checkpoint-{state.global_step}"
                 if args.world_size > 1: mark_checkpoint(path, state.global_step, algorithm=trainer.algorithm, engine="trl")
                 trainer.events.emit("save", step=state.global_step, path=str(path))
     return EventRelay()
@@ -110,7 +110,7 @@ def _atomic_checkpoints(trainer):
             for f in list(inner.iterdir()): os.replace(f, tmp / f.name)  # ... which becomes the folder itself
             inner.rmdir()
             _save_generation_buffer(tt, tmp)
-        save_checkpoint(trainer.output_dir, step, write, keep=trainer.config.training.save_total_limit, algorithm=trainer.algorithm, engine="trl")
+        save_checkpoint(trainer.checkpoint_dir, step, write, keep=trainer.config.training.save_total_limit, algorithm=trainer.algorithm, engine="trl")
     tt._save_checkpoint = save
 
 def _save_generation_buffer(tt, folder):
@@ -267,7 +267,7 @@ class _TRLTrainer(TrainerBase):
         "A checkpoint of the current step, now (TRL's writer made atomic), with its `save` event."
         tt = self.trl_trainer
         tt._save_checkpoint(tt.model, trial=None)
-        path = self.output_dir / f"checkpoint-{tt.state.global_step}"
+        path = self.checkpoint_dir / f"checkpoint-{tt.state.global_step}"
         self.events.emit("save", step=tt.state.global_step, path=str(path))
         return path
     def _global_step(self): return getattr(getattr(getattr(self, "trl_trainer", None), "state", None), "global_step", 0)
