@@ -14,8 +14,8 @@ from .config import UnifiedConfig, load_yaml, _to_dict
 __all__ = ['CHECKPOINT_MARK', 'HEARTBEAT_EVERY', 'STALE_AFTER', 'atomic_write', 'atomic_dir', 'mark_checkpoint',
            'save_checkpoint', 'list_checkpoints', 'checkpoint_problem', 'checkpoint_info', 'checkpoint_root',
            'find_checkpoint', 'RunFolderError', 'StorageError', 'check_output_dir', 'storage_error', 'owner_info',
-           'owner_alive', 'refuse_if_busy', 'redact', 'RunWriter', 'describe_source', 'Run', 'list_runs', 'run_state',
-           'resolve_resume', 'resume_run', 'fork_run']
+           'owner_alive', 'refuse_if_busy', 'redact', 'launched_processes', 'RunWriter', 'describe_source', 'Run',
+           'list_runs', 'run_state', 'resolve_resume', 'resume_run', 'fork_run']
 
 # %% ../nbs/03_runs.ipynb #b53e7af6
 def _jsonable(v):
@@ -251,6 +251,10 @@ def _kept_lines(p, step) -> str:
         except ValueError: continue
         if row.get("step", 0) <= step: out.append(line + "\n")
     return "".join(out)
+
+def launched_processes() -> int:
+    "How many processes a launcher (torchrun, accelerate launch) started for this run: WORLD_SIZE, 1 without one."
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 class RunWriter:
     "Appends a run's record to its folder; only the main process writes."

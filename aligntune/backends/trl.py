@@ -439,7 +439,7 @@ class TRLPPOTrainer(_TRLTrainer, RLTrainerBase):
         return e.total_steps if e is not None else self.config.training.max_steps
     def save_model(self, path=None):
         path = Path(path or self.output_dir / "model")
-        if is_main_process(): self.engine.save_model(path)
+        self.engine.save_model(path)  # rank 0 writes, the other processes wait for it
         return path
     def generate(self, prompts, max_new_tokens: int = 64, **kw):
         self.setup()
