@@ -14,7 +14,7 @@ from .runs import refuse_if_busy, _read_json
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'launch_command', 'LaunchError', 'Launch', 'launch']
+__all__ = ['LAUNCHERS', 'launch_command', 'LaunchError', 'Launch', 'launch', 'distributed_options']
 
 # %% ../nbs/05c_launch.ipynb #71b7323b
 LAUNCHERS = ("torchrun", "accelerate")
@@ -176,3 +176,19 @@ def train(self: Launch) -> dict:
 def launch(config, num_processes: int = 2, **kw) -> dict:
     "Train `config` with `num_processes` processes (see `Launch`), following it here; returns the run's result."
     return Launch(config, num_processes, **kw).train()
+
+# %% ../nbs/05c_launch.ipynb #cddbf6ae
+def distributed_options() -> dict:
+    "{name: (usable, why)} for the multi-process setups (ddp, fsdp, zero2, zero3) on this machine."
+    import importlib.util, torch
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not torch.distributed.is_available(): return {n: (False, "this torch was built without torch.distributed") for n in ("ddp", "fsdp", "zero2", "zero3")}
+    if gpus >= 2: ddp = (True, f"{gpus} CUDA GPUs, NCCL: launch(config, num_processes={gpus})")
+    elif gpus == 1: ddp = (False, "one GPU: train in this process (several processes need several GPUs)")
+    else: ddp = (True, "no GPU: processes on CPUs with gloo, for trying a setup before a GPU machine (slow)")
+    need = f"needs 2+ CUDA GPUs ({gpus} here)"
+    fsdp = (True, f"PyTorch FSDP2 on {gpus} GPUs") if gpus >= 2 else (False, need + "; accelerate runs FSDP on GPUs only")
+    if importlib.util.find_spec("deepspeed") is None: ds = (False, "deepspeed is not installed (pip install deepspeed on a machine with CUDA)")
+    elif gpus < 2: ds = (False, need)
+    else: ds = (True, f"DeepSpeed on {gpus} GPUs")
+    return {"ddp": ddp, "fsdp": fsdp, "zero2": ds, "zero3": ds}

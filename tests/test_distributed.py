@@ -55,8 +55,8 @@ def two_processes(tmp_path, algo, out, launcher="torchrun", **kw) -> list:
         print("RESULT", json.dumps(dict(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), steps=res["global_step"],
                                         status=res["status"], pid=os.getpid(), digest=weights_digest(t))), flush=True)
         """))
-    cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"] if launcher == "torchrun" else
-           [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"])
+    from aligntune.launch import launch_command
+    cmd = launch_command(2, launcher)  # torchrun --standalone, or accelerate launch --multi_gpu on a free port
     p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env(), timeout=900, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
     res = sorted((json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")), key=lambda r: r["rank"])
