@@ -113,3 +113,32 @@ def test_a_two_process_run_resumes_in_two_processes(algo, tmp_path):
     assert [m["step"] for m in metrics(out) if "train_runtime" not in m] == [1, 2, 3, 4, 5]
     st = json.loads((out / "run.json").read_text())
     assert st["resumed"][0]["step"] == 3 and st["num_processes"] == 2 and st["global_step"] == 5
+
+
+@pytest.mark.slow
+def test_a_notebook_cell_launches_two_processes_and_the_live_panel_follows(tmp_path, monkeypatch):
+    "From a notebook cell (run by nbclient): TrainPanel(Launch(...)) trains with two processes and shows rank 0's steps as they come."
+    import nbformat
+    from nbclient import NotebookClient
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    out = tmp_path / "nb-run"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from aligntune.launch import Launch\nfrom aligntune.widgets import TrainPanel\nfrom aligntune.callbacks import Callback"),
+                nbformat.v4.new_code_cell(textwrap.dedent(f"""
+                    class Seen(Callback):
+                        steps = []
+                        def on_log(self, trainer, step, metrics): self.steps.append((step, round(metrics["loss"], 4)))
+                    panel = TrainPanel(Launch("sft-tiny", num_processes=2, output_dir={str(out)!r}, max_steps=4, callbacks=[Seen()]))
+                    display(panel)
+                    res = panel.train()
+                    print("result", res["status"], res["global_step"], res["num_processes"])
+                    print("logged", [s for s, _ in Seen.steps])
+                    print("status", panel.status.value, "renders", panel.renders)"""))]
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outs = nb.cells[1].outputs
+    text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
+    assert any(o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in o.data for o in outs)
+    assert "result finished 4 2" in text and "logged [1, 2, 3, 4]" in text, text
+    assert "<b>finished</b> · step 4/4" in text and "renders 0" not in text, text
+    losses = [json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines() if "loss" in json.loads(l)]
+    assert len(losses) == 4 and json.loads((out / "run.json").read_text())["num_processes"] == 2
