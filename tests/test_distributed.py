@@ -142,3 +142,33 @@ def test_a_notebook_cell_launches_two_processes_and_the_live_panel_follows(tmp_p
     assert "<b>finished</b> · step 4/4" in text and "renders 0" not in text, text
     losses = [json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines() if "loss" in json.loads(l)]
     assert len(losses) == 4 and json.loads((out / "run.json").read_text())["num_processes"] == 2
+
+
+@pytest.mark.slow
+def test_ppo_whitening_over_two_processes_is_that_of_the_whole_rollout(tmp_path):
+    "The PPO engine's cross-process statistics: each process whitens its half with the mean and variance of both halves."
+    script = tmp_path / "whiten.py"
+    script.write_text(textwrap.dedent("""
+        import json, types, torch, torch.distributed as dist
+        from aligntune.ppo import PPOEngine
+        from aligntune.ppo_core import masked_whiten
+        dist.init_process_group("gloo")
+        g = torch.Generator().manual_seed(0)
+        x, mask = torch.randn(8, 6, generator=g) * 3 + 1, torch.rand(8, 6, generator=g) > 0.3
+        r = dist.get_rank(); half = slice(4 * r, 4 * r + 4)
+        me = types.SimpleNamespace(world=2)
+        me._masked_stats = lambda a, m: PPOEngine._masked_stats(me, a, m)
+        diffs = [(PPOEngine._whiten(me, x[half], mask[half], shift_mean=s) - masked_whiten(x, mask, shift_mean=s)[half]).abs().max().item()
+                 for s in (True, False)]
+        alone = (masked_whiten(x[half], mask[half]) - masked_whiten(x, mask)[half]).abs().max().item()
+        print("RESULT", json.dumps(dict(rank=r, diffs=diffs, alone=alone)), flush=True)
+        dist.destroy_process_group()
+        """))
+    from aligntune.launch import launch_command
+    p = subprocess.run([*launch_command(2), str(script)], capture_output=True, text=True, env=env(), timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = [json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+    assert len(res) == 2
+    for r in res:
+        assert max(r["diffs"]) < 1e-5, r  # float32 against float64 sums
+        assert r["alone"] > 1e-2, r  # whitening a half with its own statistics would differ: the test can tell

@@ -85,6 +85,7 @@ def _event_relay(trainer):
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if state.is_world_process_zero and metrics: trainer.events.emit("evaluate", step=state.global_step, metrics=dict(metrics))
         def on_save(self, args, state, control, **kw):
+            if args.world_size > 1: trainer.trl_trainer.accelerator.wait_for_everyone()  # every process's files (rng_state_N.pth) are in
             if state.is_world_process_zero:
                 path = trainer.checkpoint_dir / f"checkpoint-{state.global_step}"
                 if args.world_size > 1: mark_checkpoint(path, state.global_step, algorithm=trainer.algorithm, engine="trl")
