@@ -85,7 +85,9 @@ def _event_relay(trainer):
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if state.is_world_process_zero and metrics: trainer.events.emit("evaluate", step=state.global_step, metrics=dict(metrics))
         def on_save(self, args, state, control, **kw):
-            if args.world_size > 1: trainer.trl_trainer.accelerator.wait_for_everyone()  # every process's files (rng_state_N.pth) are in
+            if args.world_size > 1:  # each process adds its own generation buffer, and the mark waits for every process's files
+                _save_generation_buffer(trainer.trl_trainer, trainer.checkpoint_dir / f"checkpoint-{state.global_step}", args.process_index)
+                trainer.trl_trainer.accelerator.wait_for_everyone()
             if state.is_world_process_zero:
                 path = trainer.checkpoint_dir / f"checkpoint-{state.global_step}"
                 if args.world_size > 1: mark_checkpoint(path, state.global_step, algorithm=trainer.algorithm, engine="trl")
@@ -114,16 +116,21 @@ def _atomic_checkpoints(trainer):
         save_checkpoint(trainer.checkpoint_dir, step, write, keep=trainer.config.training.save_total_limit, algorithm=trainer.algorithm, engine="trl")
     tt._save_checkpoint = save
 
-def _save_generation_buffer(tt, folder):
-    "The GRPO family reuses one generation for several steps (`steps_per_generation`, `num_iterations`); TRL's checkpoint omits it."
+def _buffer_name(rank=None) -> str: return _BUFFER if not rank else _BUFFER.replace(".pt", f"_{rank}.pt")
+
+def _save_generation_buffer(tt, folder, rank=None):
+    "The GRPO family reuses one generation for several steps (`steps_per_generation`, `num_iterations`); TRL's checkpoint omits it (one file per process)."
     if getattr(tt, "_buffered_inputs", None) is None or tt.args.steps_per_generation * getattr(tt, "num_iterations", 1) == 1: return
     import torch
-    torch.save({"step": tt._step, "buffered_inputs": tt._buffered_inputs}, Path(folder) / _BUFFER)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    torch.save({"step": tt._step, "buffered_inputs": tt._buffered_inputs}, Path(folder) / _buffer_name(rank))
 
 def _restore_trl_state(tt, checkpoint):
     "What TRL's own resume leaves out: the generation buffer of the GRPO family, and the `num_tokens` count of SFT, DPO and KTO."
     import json, torch
-    buf = Path(checkpoint) / _BUFFER
+    if tt.args.world_size > 1 and tt.args.device.type == "cpu" and tt.args.device.index is not None:
+        tt.args.__dict__["_setup_devices"] = torch.device("cpu")  # transformers maps the optimizer state to args.device, and torch.load cannot restore to 'cpu:0'
+    buf = Path(checkpoint) / _buffer_name(tt.args.process_index)
     if buf.exists():
         b = torch.load(buf, map_location=tt.accelerator.device)
         tt._step, tt._buffered_inputs = b["step"], b["buffered_inputs"]
@@ -278,6 +285,14 @@ class _TRLTrainer(TrainerBase):
     def _unwrapped_model(self):
         t = getattr(self, "trl_trainer", None)
         return t.accelerator.unwrap_model(t.model) if t is not None else self.model
+    def save_model(self, path=None):
+        "Save the model; under FSDP or DeepSpeed every process takes part (each holds a shard of the weights), through TRL's own writer."
+        tt = getattr(self, "trl_trainer", None)
+        if not (getattr(tt, "is_fsdp_enabled", False) or getattr(tt, "is_deepspeed_enabled", False)): return super().save_model(path)
+        path = Path(path or self.output_dir / "model")
+        tt.save_model(str(path))
+        if is_main_process() and self.tokenizer is not None: self.tokenizer.save_pretrained(path)
+        return path
     def evaluate(self, eval_dataset=None, metrics=None, **kw) -> dict:
         "TRL's evaluation loss on the evaluation data, plus our generation metrics when the evaluation module is present."
         self.setup()
