@@ -44,6 +44,15 @@ def launch_command(num_processes: int = 2, # processes on this machine (one per 
 class LaunchError(RuntimeError):
     "The launched processes failed; the message holds the end of their output."
 
+def _children(pid: int) -> list:
+    "The processes whose parent is `pid` (from /proc; empty where there is none)."
+    out = []
+    for p in Path("/proc").glob("[0-9]*/stat"):
+        try: fields = p.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError): continue
+        if int(fields[1]) == pid: out.append(int(p.parent.name))
+    return sorted(out)
+
 _SCRIPT = "import sys\nfrom aligntune.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 def _as_config(config, overrides) -> UnifiedConfig:
@@ -93,9 +102,13 @@ class Launch:
     def add_callback(self, cb): return self.events.add(cb)
     def remove_callback(self, cb): self.events.remove(cb)
     def request_stop(self):
-        "Ask every process to stop (Ctrl-C to the process group): each saves a checkpoint and the model as after Ctrl-C."
+        "Ask the training processes to stop after the current step (a Ctrl-C to each; they agree on the step), then save the model."
         self._stop = True
-        if self.process is not None and self.process.poll() is None: os.killpg(self.process.pid, signal.SIGINT)
+        if self.process is None or self.process.poll() is not None: return
+        workers = _children(self.process.pid)  # not the launcher itself: it would answer a Ctrl-C by ending them at once
+        for pid in workers or [self.process.pid]:
+            try: os.kill(pid, signal.SIGINT)
+            except ProcessLookupError: pass
     @property
     def log(self) -> str:
         "What the processes printed so far (every rank's lines)."
@@ -164,7 +177,7 @@ def train(self: Launch) -> dict:
     if status in (None, "running"): status = "failed" if rc else "finished"
     self.result = {"global_step": int(st.get("global_step") or self._step), "status": status, "output_dir": str(self.output_dir),
                    "runtime": round(time.time() - t0, 2), "num_processes": self.num_processes, "returncode": rc}
-    if rc not in (0, 130) or status == "failed":
+    if status == "failed" or (rc != 0 and status not in ("interrupted", "stopped")):  # torchrun exits 1 when its workers exit 130
         err = LaunchError(f"the {self.num_processes} training processes ended with exit code {rc} (status {status}). "
                           f"Their last output ({self.log_path}):\n" + "\n".join(self.log.splitlines()[-25:]))
         if self._begun:

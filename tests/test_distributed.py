@@ -171,3 +171,18 @@ def test_ppo_whitening_over_two_processes_is_that_of_the_whole_rollout(tmp_path)
     for r in res:
         assert max(r["diffs"]) < 1e-5, r  # float32 against float64 sums
         assert r["alone"] > 1e-2, r  # whitening a half with its own statistics would differ: the test can tell
+
+
+@pytest.mark.slow
+def test_stopping_a_launched_run_stops_every_process_at_the_same_step(tmp_path):
+    "Launch.request_stop (the panel's Stop): both processes stop after one step, the model is saved, the run reads 'interrupted'."
+    from aligntune.launch import Launch
+    from aligntune.callbacks import Callback
+    class StopAt(Callback):
+        def on_log(self, trainer, step, metrics):
+            if step == 2: trainer.request_stop()
+    out = tmp_path / "stopped"
+    res = Launch("sft-tiny", num_processes=2, output_dir=str(out), max_steps=200, callbacks=[StopAt()], quiet=True).train()
+    st = json.loads((out / "run.json").read_text())
+    assert res["status"] == st["status"] == "interrupted" and 2 <= res["global_step"] < 200, res
+    assert st["global_step"] == res["global_step"] and (out / "model" / "model.safetensors").exists()

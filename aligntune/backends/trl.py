@@ -60,6 +60,13 @@ def build_trl_config(cls, kw: dict, explicit: set = frozenset()):
     return cls(**{k: v for k, v in kw.items() if k in names})
 
 # %% ../../nbs/05a_backends.trl.ipynb #6b4a1c7d
+def _on_any_process(accelerator, *flags) -> list:
+    "Each flag true on every process when it is true on one of them (a Ctrl-C or a timer seen first by one process)."
+    import torch, torch.distributed as dist
+    t = torch.tensor([float(bool(f)) for f in flags], device=accelerator.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(x) for x in t.tolist()]
+
 def _event_relay(trainer):
     "A transformers `TrainerCallback` that relays TRL's hooks to `trainer.events`."
     from transformers import TrainerCallback
@@ -70,8 +77,11 @@ def _event_relay(trainer):
         def on_step_begin(self, args, state, control, **kw): trainer._in_step = True
         def on_step_end(self, args, state, control, **kw):
             trainer._in_step = False
-            trainer.events.emit("step", step=state.global_step); self._stop(control)
-            if trainer.checkpoint_due(): control.should_save = True
+            trainer.events.emit("step", step=state.global_step)
+            stop, save = trainer.should_stop(), trainer.checkpoint_due()
+            if args.world_size > 1: stop, save = _on_any_process(trainer.trl_trainer.accelerator, stop, save)  # all stop and save at the same step
+            if stop: control.should_training_stop = True
+            if save: control.should_save = True
         def on_log(self, args, state, control, logs=None, **kw):
             if not state.is_world_process_zero or not logs: return
             logs = dict(logs)
@@ -81,7 +91,7 @@ def _event_relay(trainer):
             tap = getattr(trainer, "_tap", None)
             rows = tap.flush(trainer.config.training.sample_groups) if tap is not None else []
             if rows: trainer.events.emit("samples", step=state.global_step, rows=rows)
-            self._stop(control)  # a stop pressed while logging ends this step
+            if args.world_size == 1: self._stop(control)  # a stop pressed while logging ends this step (several processes agree at the step's end)
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if state.is_world_process_zero and metrics: trainer.events.emit("evaluate", step=state.global_step, metrics=dict(metrics))
         def on_save(self, args, state, control, **kw):
