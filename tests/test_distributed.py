@@ -66,9 +66,11 @@ def metrics(out) -> list:
     return [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
 
 # What "the same run" means here, per kind of algorithm:
-# - SFT, DPO, KTO, ORPO, SimPO sample nothing: the two processes see the rows of the one-process batch (the sampler shuffles the
-#   dataset once and deals each global batch out), so the losses agree up to float summation order and the split
-#   of the per-token mean across processes; 2% relative covers that on this model (measured below: under 0.5%).
+# - SFT, DPO, KTO, ORPO, SimPO sample nothing: the two processes see the rows of the one-process batch (the sampler
+#   shuffles the dataset once and deals each global batch out), so the losses agree up to float summation order
+#   (measured: at most 6e-8 relative for SFT, DPO, KTO and SimPO) and, for ORPO, the mean of per-process means of its
+#   NLL term where one process takes the mean over all rows (measured: 2.3e-4). 1e-3 relative covers both and
+#   is far below what another global batch gives (the loss moves 2-50% from one step to the next on this model).
 # - the GRPO family, RLOO and PPO sample completions; two processes draw other random numbers than one, so per-step values
 #   differ by sampling noise. What must agree exactly is the bookkeeping of one run with a global batch
 #   (steps, episodes/tokens seen, the number of processes), and the processes must end with identical weights
@@ -95,7 +97,7 @@ def test_two_processes_are_one_run_with_the_global_batch(algo, tmp_path):
         k = EXACT[algo]
         rel = ((a[k] - b[k]).abs() / b[k].abs().clip(lower=1e-3)).max()
         print(f"{algo}: max relative difference of {k}, 2 x {PER_DEVICE} against 1 x {2 * PER_DEVICE}: {rel:.2e}")
-        assert rel <= 0.02, (a[k].tolist(), b[k].tolist())
+        assert rel <= 1e-3, (a[k].tolist(), b[k].tolist())
     for k in ("episode", "num_tokens"):  # rows or tokens seen: the global batch, not one process's share
         if k in b.columns: assert a[k].tolist() == b[k].tolist(), (k, a[k].tolist(), b[k].tolist())
 
