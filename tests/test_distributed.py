@@ -68,7 +68,7 @@ def metrics(out) -> list:
 # What "the same run" means here, per kind of algorithm:
 # - SFT, DPO, KTO, ORPO, SimPO sample nothing: the two processes see the rows of the one-process batch (the sampler
 #   shuffles the dataset once and deals each global batch out), so the losses agree up to float summation order
-#   (measured: at most 6e-8 relative for SFT, DPO, KTO and SimPO) and, for ORPO, the mean of per-process means of its
+#   (measured: at most 4e-7 relative for SFT, DPO, KTO and SimPO) and, for ORPO, the mean of per-process means of its
 #   NLL term where one process takes the mean over all rows (measured: 2.3e-4). 1e-3 relative covers both and
 #   is far below what another global batch gives (the loss moves 2-50% from one step to the next on this model).
 # - the GRPO family, RLOO and PPO sample completions; two processes draw other random numbers than one, so per-step values
