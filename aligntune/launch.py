@@ -53,6 +53,19 @@ def _children(pid: int) -> list:
         if int(fields[1]) == pid: out.append(int(p.parent.name))
     return sorted(out)
 
+def _check_sharding(accelerate_config, algorithm: str):
+    "Refuse an FSDP or DeepSpeed config where it cannot run (on CPUs accelerate would quietly fall back to plain data parallel), or for PPO."
+    if accelerate_config is None: return
+    import yaml
+    kind = str((yaml.safe_load(Path(accelerate_config).read_text()) or {}).get("distributed_type", "")).upper()
+    name = {"FSDP": "fsdp", "DEEPSPEED": "zero2"}.get(kind)
+    if name is None: return
+    if algorithm == "ppo":
+        raise ConfigError(f"{accelerate_config} asks for {kind}; aligntune's PPO engine is data parallel and does not shard. Use the 'ddp' config "
+                          "for PPO, or a GRPO-family algorithm or RLOO with this config.")
+    ok, why = distributed_options()[name]
+    if not ok: raise ConfigError(f"{accelerate_config} asks for {kind}, which cannot run here: {why}. Without it, use the 'ddp' config.")
+
 _SCRIPT = "import sys\nfrom aligntune.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 def _as_config(config, overrides) -> UnifiedConfig:
@@ -84,6 +97,7 @@ class Launch:
                  **overrides): # config fields, e.g. output_dir=..., max_steps=...
         self.config = _as_config(config, overrides)
         self.cmd = launch_command(num_processes, launcher, accelerate_config)
+        _check_sharding(accelerate_config, self.config.algorithm)
         self.num_processes, self.resume, self.quiet, self.poll = num_processes, resume, quiet, poll
         self.output_dir = Path(self.config.training.output_dir)
         self.events = Dispatcher(self, [ConsoleProgress()] + list(callbacks or []))

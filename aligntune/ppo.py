@@ -369,6 +369,10 @@ class PPOEngine:
         if launched_processes() != self.world:
             raise ConfigError(f"The launcher started {launched_processes()} processes but accelerate joined {self.world}: the PPO engine would train "
                               "once per process. Launch with torchrun --nproc_per_node N or accelerate launch --multi_gpu --num_processes N.")
+        if self.accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+            raise ConfigError(f"aligntune's PPO engine is data parallel (each process holds the whole model) and does not shard: the accelerate "
+                              f"config asks for {self.accelerator.distributed_type.value}. Launch PPO with the 'ddp' config (or torchrun), or use "
+                              "a GRPO-family algorithm or RLOO, whose TRL trainers shard.")
         set_seed(self.training.seed)
         check_ppo_model(model)
         self.rewards = RewardScorer(reward_functions, reward_weights, reward_model or self.config.reward_model_name, reward_tokenizer,
