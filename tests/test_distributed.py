@@ -73,7 +73,7 @@ def metrics(out) -> list:
 #   is far below what another global batch gives (the loss moves 2-50% from one step to the next on this model).
 # - the GRPO family, RLOO and PPO sample completions; two processes draw other random numbers than one, so per-step values
 #   differ by sampling noise. What must agree exactly is the bookkeeping of one run with a global batch
-#   (steps, episodes/tokens seen, the number of processes), and the processes must end with identical weights
+#   (steps, prompts seen, the number of processes), and the processes must end with identical weights
 #   (gradients averaged, not trained once per rank).
 EXACT = {"sft": "loss", "dpo": "loss", "kto": "loss", "orpo": "loss", "simpo": "loss"}
 
@@ -99,7 +99,8 @@ def test_two_processes_are_one_run_with_the_global_batch(algo, tmp_path):
         print(f"{algo}: max relative difference of {k}, 2 x {PER_DEVICE} against 1 x {2 * PER_DEVICE}: {rel:.2e}")
         assert rel <= 1e-3, (a[k].tolist(), b[k].tolist())
     for k in ("episode", "num_tokens"):  # rows or tokens seen: the global batch, not one process's share
-        if k in b.columns: assert a[k].tolist() == b[k].tolist(), (k, a[k].tolist(), b[k].tolist())
+        if k in b.columns and (algo in EXACT or k == "episode"):  # sampled completions end at different lengths
+            assert a[k].tolist() == b[k].tolist(), (k, a[k].tolist(), b[k].tolist())
 
 
 @pytest.mark.slow
