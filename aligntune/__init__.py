@@ -26,6 +26,7 @@ _LAZY = {
                 "create_composite_reward", "score_rewards"],
     "eval": ["Evaluator", "EvalTask", "TaskCategory", "run_lm_eval"],
     "widgets": ["ConfigPanel", "TrainPanel", "SampleInspector", "RunCompare", "EvalView", "RewardWorkbench"],
+    "launch": ["Launch", "LaunchError"],  # several processes from a notebook (the function is aligntune.launch.launch)
     "compat": ["get_backend_status", "TrainingType", "BackendType", "RLAlgorithm"],  # the original AlignTune's names
 }
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}

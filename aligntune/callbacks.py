@@ -8,7 +8,7 @@ Docs: https://aligntune.github.io/aligntune/nbs/callbacks.html.md"""
 from __future__ import annotations
 import os, time, fnmatch
 from pathlib import Path
-from .runs import RunWriter, run_state, checkpoint_info, owner_info, find_checkpoint, _read_json
+from .runs import RunWriter, run_state, checkpoint_info, owner_info, find_checkpoint, _read_json, launched_processes
 
 # %% auto #0
 __all__ = ['EVENTS', 'Callback', 'CallbackError', 'Dispatcher', 'RunRecorder', 'ConsoleProgress', 'StopAfter', 'CheckpointTimer']
@@ -77,7 +77,7 @@ class RunRecorder(Callback):
             old = {k: v for k, v in old.items() if k not in ("error", "final_metrics", "runtime")}
             history = {"resumed": old.get("resumed", []) + [{"from": str(ck), "step": step, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]}
         else:
-            resumable = old.get("status") != "finished" and find_checkpoint(w.dir, say=None) is not None
+            resumable = old.get("status") != "finished" and find_checkpoint(w.checkpoint_dir, say=None, content=False) is not None
             moved = w.archive_existing()
             if moved is not None:
                 hint = "; to continue it instead, train with resume=True (aligntune train CONFIG --resume)" if resumable else ""
@@ -88,7 +88,7 @@ class RunRecorder(Callback):
         w.replace_status(**{**old, **history, "status": "running", "algorithm": trainer.algorithm, "backend": trainer.backend,
                      "backend_reason": getattr(trainer, "backend_reason", None), "total_steps": trainer.total_steps,
                      "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **owner_info(), "global_step": trainer.global_step,
-                     "heartbeat": time.strftime("%Y-%m-%dT%H:%M:%S"), "heartbeat_time": round(now, 1),
+                     "heartbeat": time.strftime("%Y-%m-%dT%H:%M:%S"), "heartbeat_time": round(now, 1), "num_processes": launched_processes(),
                      **({"parent": trainer.parent} if getattr(trainer, "parent", None) else {})})
     def on_step(self, trainer, step): self.writer.heartbeat(step)
     def on_log(self, trainer, step, metrics): self.writer.log(metrics, step); self.writer.heartbeat(step)

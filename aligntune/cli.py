@@ -64,6 +64,11 @@ def doctor(out=None) -> dict:
     for name, r in rep["packages"].items():
         mark = {"ok": "ok", "missing": "not installed", "untested": f"outside the tested range {r['tested']}", "bad": "known bad"}[r["status"]]
         p(f"  {name:<12} {r['version'] or '-':<14} {mark}" + (f": {r['note']}" if r["note"] else ""))
+    if hw:
+        from aligntune.launch import distributed_options
+        rep["distributed"] = distributed_options()
+        p("  several processes (accelerate configs: aligntune.recipes.ACCELERATE_CONFIGS)")
+        for name, (ok, why) in rep["distributed"].items(): p(f"    {name:<10} {'usable' if ok else 'not here'}: {why}")
     return rep
 
 # %% ../nbs/11_cli.ipynb #76e6ec1c
@@ -127,7 +132,7 @@ def main(argv=None) -> int:
 def cmd_train(args):
     "Train from a YAML config: aligntune train CONFIG.yaml [--set key=value ...] [--resume]."
     from aligntune.config import load_yaml, apply_overrides, parse_set
-    from aligntune.backends.core import BackendFactory
+    from aligntune.backends.core import BackendFactory, is_main_process
     from aligntune.recipes import RECIPES, load_recipe
     if os.path.exists(args.config): cfg = load_yaml(args.config)
     elif args.config in RECIPES: cfg = load_recipe(args.config)
@@ -142,10 +147,11 @@ def cmd_train(args):
     if ov: cfg = apply_overrides(cfg, ov)
     res = BackendFactory.create_trainer(cfg, resume=args.resume).train()
     if res["status"] == "interrupted":
-        print(f"interrupted at step {res['global_step']}: checkpoint and model saved in {res['output_dir']}; continue with: "
+        if is_main_process(): print(f"interrupted at step {res['global_step']}: checkpoint and model saved in {res['output_dir']}; continue with: "
               f"aligntune train {args.config} -o {res['output_dir']} --resume", file=sys.stderr)
         return 130
-    print(f"done: {res['global_step']} steps in {res['runtime']:.0f} s, status {res['status']}; run folder {res['output_dir']}")
+    if is_main_process():  # under torchrun every process returns here; one line for the run
+        print(f"done: {res['global_step']} steps in {res['runtime']:.0f} s, status {res['status']}; run folder {res['output_dir']}")
     return 0
 
 def _train_args(p):

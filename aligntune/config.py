@@ -174,6 +174,7 @@ class TrainingConfig:
     save_steps: int | None = None  # save a checkpoint every N steps; None saves only the final model
     save_minutes: float | None = None  # also save a checkpoint every M minutes of training (a Colab session can end at any moment)
     save_total_limit: int | None = 2  # checkpoints kept on disk
+    checkpoint_dir: str | None = None  # write checkpoints here instead of the run folder (e.g. a mounted Drive folder, one per run); resume finds them there
     eval_steps: int | None = None  # evaluate every N steps when there is evaluation data
     seed: int = 42  # random seed
     report_to: str = "none"  # 'none', 'tensorboard', 'wandb', ...
@@ -196,6 +197,8 @@ class TrainingConfig:
         _check_num("training.save_steps", self.save_steps, lo=1, integer=True, allow_none=True)
         _check_num("training.save_minutes", self.save_minutes, lo=0, lo_open=True, allow_none=True)
         _check_num("training.save_total_limit", self.save_total_limit, lo=1, integer=True, allow_none=True)
+        if self.checkpoint_dir is not None and (not isinstance(self.checkpoint_dir, str) or not self.checkpoint_dir):
+            raise _bad("training.checkpoint_dir", self.checkpoint_dir, "a folder path, or None for the run folder")
         _check_num("training.eval_steps", self.eval_steps, lo=1, integer=True, allow_none=True)
         _check_num("training.seed", self.seed, lo=0, integer=True)
         _check_num("training.sample_groups", self.sample_groups, lo=0, integer=True)

@@ -15,7 +15,7 @@ from .config import ConfigError, UnifiedConfig, make_config
 from .callbacks import Dispatcher
 from .models import is_unsloth_model, lora_config
 from .rewards import prompt_text, weighted_total, score_with_reward_model
-from .runs import atomic_dir, checkpoint_problem
+from .runs import atomic_dir, checkpoint_problem, launched_processes
 from . import runs  # runs.save_checkpoint: the engine's own save_checkpoint method bears the same name
 from .ppo_core import (masked_mean, masked_var, masked_whiten, response_masks, truncate_responses, kl_penalty,
                                 token_rewards, gae, policy_loss, value_loss, AdaptiveKLController)
@@ -363,17 +363,25 @@ class PPOEngine:
         self.rollout_size, self.mini_batch_size = _batch_sizes(self.training, self.ppo)
         self.stop_ids = _stop_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
-        self.accelerator = Accelerator()
-        if self.accelerator.num_processes > 1:
-            raise ConfigError("aligntune's PPO runs in one process in this version; launch it without accelerate/torchrun, or use a GRPO-family algorithm for multi-GPU runs.")
+        # under torchrun / accelerate launch on CPUs, accelerate joins the gloo process group only when told cpu=True
+        self.accelerator = Accelerator(cpu=launched_processes() > 1 and not torch.cuda.is_available())
+        self.world, self.rank = self.accelerator.num_processes, self.accelerator.process_index  # data parallel: one share of each rollout per process
+        if launched_processes() != self.world:
+            raise ConfigError(f"The launcher started {launched_processes()} processes but accelerate joined {self.world}: the PPO engine would train "
+                              "once per process. Launch with torchrun --nproc_per_node N or accelerate launch --multi_gpu --num_processes N.")
+        if self.accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+            raise ConfigError(f"aligntune's PPO engine is data parallel (each process holds the whole model) and does not shard: the accelerate "
+                              f"config asks for {self.accelerator.distributed_type.value}. Launch PPO with the 'ddp' config (or torchrun), or use "
+                              "a GRPO-family algorithm or RLOO, whose TRL trainers shard.")
         set_seed(self.training.seed)
         check_ppo_model(model)
         self.rewards = RewardScorer(reward_functions, reward_weights, reward_model or self.config.reward_model_name, reward_tokenizer,
                                     self.accelerator.device, self.config.model.max_seq_length)
         self.models = PPOModels(model, self.ppo.value_mode, self.config.peft, self.ppo.temperature, self.accelerator.device)
+        self._broadcast_weights()
         if self.config.model.gradient_checkpointing and hasattr(self.models.model, "gradient_checkpointing_enable"):
             self.models.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.total_steps = self.training.max_steps or max(1, math.ceil(self.training.num_epochs * len(self.train_dataset) / self.rollout_size))
+        self.total_steps = self.training.max_steps or max(1, math.ceil(self.training.num_epochs * len(self.train_dataset) / (self.rollout_size * self.world)))
         self.optimizer, self.scheduler = _optimizer_and_scheduler(self.models, self.training, self.ppo, self.total_steps)
         self.kl_ctl = AdaptiveKLController(self.ppo.kl_coef, self.ppo.adaptive_kl_target, self.ppo.adaptive_kl_horizon)
         self.global_step, self.episode = 0, 0  # PPO updates done, prompts seen
@@ -383,8 +391,99 @@ class PPOEngine:
         self.in_step = False  # True while an update is under way (an interrupt then cannot checkpoint it)
 
     def __repr__(self):
-        return (f"PPOEngine(value_mode={self.models.value_mode!r}, peft={self.models.is_peft}, rollout={self.rollout_size}, "
+        return (f"PPOEngine(value_mode={self.models.value_mode!r}, peft={self.models.is_peft}, rollout={self.rollout_size}{f' x {self.world} processes' if self.world > 1 else ''}, "
                 f"mini_batch={self.mini_batch_size}, total_steps={self.total_steps}, rewards={self.rewards.names})")
+
+# %% ../nbs/06a_ppo.ipynb #6297dff2
+@patch
+def _barrier(self: PPOEngine):
+    "Wait for every process (nothing to wait for in one)."
+    if self.world > 1: self.accelerator.wait_for_everyone()
+
+@patch
+def _all_gather(self: PPOEngine, items: list) -> list:
+    "The concatenation of every process's `items` (picklable objects), in rank order."
+    if self.world == 1: return list(items)
+    import torch.distributed as dist
+    out = [None] * self.world
+    dist.all_gather_object(out, list(items))
+    return [x for part in out for x in part]
+
+@patch
+def _gather(self: PPOEngine, x):
+    "A 1-d tensor of one value per response, from every process (rank order)."
+    if self.world == 1: return x
+    import torch, torch.distributed as dist
+    parts = [torch.empty_like(x) for _ in range(self.world)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+@patch
+def _masked_stats(self: PPOEngine, x, mask):
+    "Mean and variance (n - 1) of `x` over the masked positions of every process, as `masked_mean`/`masked_var` compute them in one."
+    import torch, torch.distributed as dist
+    if self.world == 1: return masked_mean(x, mask), masked_var(x, mask)
+    m = mask.to(torch.float64); xd = torch.where(mask.bool(), x, torch.zeros_like(x)).double()
+    tot = torch.stack([(xd * m).sum(), m.sum()]); dist.all_reduce(tot)
+    n = tot[1].clamp_min(1); mean = tot[0] / n
+    sq = (((xd - mean) ** 2) * m).sum(); dist.all_reduce(sq)
+    var = sq / n * (n / (n - 1) if tot[1] > 1 else 1)
+    return mean.to(x.dtype), var.to(x.dtype)
+
+@patch
+def _whiten(self: PPOEngine, x, mask, shift_mean: bool = True, eps: float = 1e-8):
+    "`masked_whiten` with the statistics of every process's tokens."
+    import torch
+    if self.world == 1: return masked_whiten(x, mask, shift_mean=shift_mean, eps=eps)
+    mean, var = self._masked_stats(x, mask)
+    w = (x - mean) * torch.rsqrt(var + eps)
+    if not shift_mean: w = w + mean
+    return torch.where(mask.bool(), w, x)
+
+@patch
+def _trainable(self: PPOEngine) -> list:
+    "The parameters the optimizer updates, each once."
+    seen, out = set(), []
+    for group in self.optimizer.param_groups if hasattr(self, "optimizer") else [{"params": self.models.policy_parameters() + self.models.critic_parameters()}]:
+        for p in group["params"]:
+            if id(p) not in seen: seen.add(id(p)); out.append(p)
+    return out
+
+@patch
+def _broadcast_weights(self: PPOEngine):
+    "Every process starts from rank 0's trainable weights (adapters and value head)."
+    if self.world == 1: return
+    import torch.distributed as dist
+    for p in self._trainable(): dist.broadcast(p.data, 0)
+
+@patch
+def _average_gradients(self: PPOEngine):
+    "Replace each gradient by its mean over the processes (one all-reduce of a flat buffer)."
+    if self.world == 1: return
+    import torch, torch.distributed as dist
+    params = self._trainable()
+    for p in params:
+        if p.grad is None: p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat); flat /= self.world
+    i = 0
+    for p in params:
+        n = p.grad.numel(); p.grad.copy_(flat[i:i + n].view_as(p.grad)); i += n
+
+@patch
+def _gather_stats(self: PPOEngine, stats: dict) -> dict:
+    "Per-minibatch statistics of every process, so the logged averages are the rollout's."
+    if self.world == 1: return stats
+    return {k: self._all_gather(v) for k, v in stats.items()}
+
+@patch
+def _any(self: PPOEngine, flag) -> bool:
+    "True on every process when `flag` is true on one of them (stop and checkpoint requests arrive on one)."
+    if self.world == 1: return bool(flag)
+    import torch, torch.distributed as dist
+    t = torch.tensor([1.0 if flag else 0.0], device=self.accelerator.device if self.accelerator.device.type != "cpu" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 # %% ../nbs/06a_ppo.ipynb #5b1e0c12
 @patch
@@ -520,10 +619,10 @@ def _advantages(self: PPOEngine, rollout: Rollout):
     ppo, mask, zeros = self.ppo, rollout.mask, torch.zeros_like(rollout.logprobs)
     rollout.kl = torch.where(mask, kl_penalty(rollout.logprobs, rollout.ref_logprobs, ppo.kl_estimator), zeros)
     rewards, rollout.non_score_rewards = token_rewards(rollout.scores, rollout.kl, mask, rollout.last_index, self.kl_ctl.value)
-    if ppo.whiten_rewards: rewards = masked_whiten(rewards, mask, shift_mean=False)
+    if ppo.whiten_rewards: rewards = self._whiten(rewards, mask, shift_mean=False)
     rollout.values = torch.where(mask, rollout.values, torch.zeros_like(rollout.values))
     advantages, rollout.returns = gae(rewards, rollout.values, mask, ppo.gamma, ppo.lam)
-    rollout.advantages = torch.where(mask, masked_whiten(advantages, mask), torch.zeros_like(advantages))
+    rollout.advantages = torch.where(mask, self._whiten(advantages, mask), torch.zeros_like(advantages))
     return rollout
 
 # %% ../nbs/06a_ppo.ipynb #6c2f1d2c
@@ -567,9 +666,12 @@ def _update(self: PPOEngine, rollout: Rollout) -> dict:
                 for k, v in (("pg_loss", pg_loss), ("vf_loss", vf_loss), ("clipfrac", clipfrac), ("vf_clipfrac", vf_clipfrac),
                              ("approxkl", approxkl), ("ratio", masked_mean(ratio, mask))):
                     stats[k].append(float(v.detach()))
+            self._average_gradients()
             for group in self.optimizer.param_groups:
                 torch.nn.utils.clip_grad_norm_(group["params"], self.training.max_grad_norm)
             self.optimizer.step(); self.optimizer.zero_grad(set_to_none=True)
+    stats = self._gather_stats(stats)
+    if self.world > 1: first_deviation = max(self._all_gather([first_deviation]))
     mean = lambda xs: sum(xs) / len(xs)
     ratios = stats["ratio"]
     return {"policy/approxkl_avg": mean(stats["approxkl"]), "policy/clipfrac_avg": mean(stats["clipfrac"]),
@@ -581,21 +683,22 @@ def _update(self: PPOEngine, rollout: Rollout) -> dict:
 @patch
 def _metrics(self: PPOEngine, rollout: Rollout, update_stats: dict, seconds: float) -> dict:
     "The `log` payload of one update: a flat dict of numbers under TRL's PPO names, plus each reward's mean."
-    mask, fmask = rollout.mask, rollout.mask.float()
+    mask, fmask, g = rollout.mask, rollout.mask.float(), self._gather  # g: one value per response of every process
     per_response = lambda x: (x * fmask).sum(1)
-    kl, non_score = per_response(rollout.kl), per_response(rollout.non_score_rewards)
-    var_returns = masked_var(rollout.returns, mask)
-    explained = (1 - masked_var(rollout.returns - rollout.values, mask) / var_returns).item() if var_returns > 0 else float("nan")
-    out = {"objective/kl": kl.mean().item(), "objective/entropy": per_response(-rollout.logprobs).mean().item(),
-           "objective/non_score_reward": non_score.mean().item(), "objective/rlhf_reward": (rollout.scores + non_score).mean().item(),
-           "objective/scores": rollout.scores.mean().item(), "objective/kl_coef": self.kl_ctl.value,
-           "objective/eos_fraction": rollout.has_eos.float().mean().item(), "val/num_eos_tokens": int(rollout.has_eos.sum()),
-           "val/explained_variance": explained, "completions/mean_length": fmask.sum(1).mean().item()}
+    kl, non_score, scores, has_eos = g(per_response(rollout.kl)), g(per_response(rollout.non_score_rewards)), g(rollout.scores), g(rollout.has_eos.float())
+    var_returns = self._masked_stats(rollout.returns, mask)[1]
+    explained = (1 - self._masked_stats(rollout.returns - rollout.values, mask)[1] / var_returns).item() if var_returns > 0 else float("nan")
+    out = {"objective/kl": kl.mean().item(), "objective/entropy": g(per_response(-rollout.logprobs)).mean().item(),
+           "objective/non_score_reward": non_score.mean().item(), "objective/rlhf_reward": (scores + non_score).mean().item(),
+           "objective/scores": scores.mean().item(), "objective/kl_coef": self.kl_ctl.value,
+           "objective/eos_fraction": has_eos.mean().item(), "val/num_eos_tokens": int(has_eos.sum()),
+           "val/explained_variance": explained, "completions/mean_length": g(fmask.sum(1)).mean().item()}
     for name, vals in rollout.reward_values.items():
-        known = [v for v in vals if v is not None]
+        known = [v for v in self._all_gather(list(vals)) if v is not None]
         out[f"rewards/{name}/mean"] = sum(known) / len(known) if known else float("nan")
     out.update(update_stats)
     out.update({"lr": self.scheduler.get_last_lr()[0], "episode": self.episode, "epoch": self.episode / len(self.train_dataset), "step_time": seconds})
+    if self.world > 1: out["num_processes"] = self.world
     return out
 
 # %% ../nbs/06a_ppo.ipynb #7d3a2e37
@@ -615,14 +718,15 @@ def _sample_rows(self: PPOEngine, rollout: Rollout) -> list[dict]:
 def step(self: PPOEngine) -> dict:
     "One PPO update: rollout, advantages, PPO epochs; returns its metrics (and keeps its rollout in `last_rollout`)."
     start, self.in_step = time.perf_counter(), True
-    rows = [self.train_dataset[i] for i in self._next_indices(self.rollout_size)]
+    share = self._next_indices(self.rollout_size * self.world)[self.rank * self.rollout_size:(self.rank + 1) * self.rollout_size]
+    rows = [self.train_dataset[i] for i in share]  # every process draws the same global order and takes its own share
     rollout = self.rollout(rows)
     update_stats = self._update(rollout)
-    self.episode += len(rows)
+    self.episode += len(rows) * self.world
     self.global_step += 1
     metrics = self._metrics(rollout, update_stats, time.perf_counter() - start)
     self.scheduler.step()
-    self.kl_ctl.update(metrics["objective/kl"], len(rows))
+    self.kl_ctl.update(metrics["objective/kl"], len(rows) * self.world)
     self.last_rollout, self.last_metrics, self.in_step = rollout, metrics, False
     return metrics
 
@@ -635,13 +739,13 @@ def train(self: PPOEngine) -> dict:
         metrics = self.step()
         step = self.global_step
         self.events.emit("step", step=step)
-        stop = bool(self.should_stop())
+        stop = self._any(self.should_stop())  # a stop asked on one process (a panel, Ctrl-C on rank 0) stops them all
         if step % training.logging_steps == 0 or step == self.total_steps or stop:
             self.log_history.append({"step": step, **metrics})
             self.events.emit("log", step=step, metrics=metrics)
             rows = self._sample_rows(self.last_rollout) if self.num_logged_samples else []
             if rows: self.events.emit("samples", step=step, rows=rows)
-        due = self.should_save()  # asked every step: it may consume a request
+        due = self._any(self.should_save())  # asked every step: it may consume a request
         if due or (training.save_steps and step % training.save_steps == 0): self.save_checkpoint()
         if stop: break
     return {"global_step": self.global_step, "metrics": self.last_metrics, "output_dir": training.output_dir}
@@ -653,7 +757,9 @@ def save_model(self: PPOEngine, path=None):
     path = Path(path or self.training.output_dir)
     def write(tmp):
         self.models.save(tmp); self.tokenizer.save_pretrained(str(tmp))
-    return atomic_dir(path, write)
+    if self.rank == 0: atomic_dir(path, write)  # every process holds the same weights: one writes
+    self._barrier()
+    return path
 
 # %% ../nbs/06a_ppo.ipynb #d3879c88
 @patch
@@ -661,18 +767,23 @@ def save_checkpoint(self: PPOEngine):
     "Save `checkpoint-<step>`: models, optimizer, scheduler, random states and engine state, atomically and marked; keep the newest `save_total_limit`; emit `save`."
     import torch, random
     import numpy as np
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = self._all_gather([{"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                                "engine": self._rng.get_state(), "python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, gauss)}])
     def write(tmp):
         self.models.save(tmp); self.tokenizer.save_pretrained(str(tmp))
         torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, tmp / "optimizer.pt")
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        torch.save({"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    "engine": self._rng.get_state(), "python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, gauss)},
-                   tmp / "rng_state.pt")
+        for rank, state in enumerate(states):
+            torch.save(state, tmp / ("rng_state.pt" if rank == 0 else f"rng_state_{rank}.pt"))
         (tmp / "trainer_state.json").write_text(json.dumps({"global_step": self.global_step, "episode": self.episode,
             "kl_coef": self.kl_ctl.value, "max_steps": self.total_steps, "data_order": self._order, "data_position": self._pos,
             "log_history": self.log_history}, indent=1, default=float))
-    path = runs.save_checkpoint(self.training.output_dir, self.global_step, write, keep=self.training.save_total_limit,
-                           algorithm=self.config.algorithm, engine="ppo")
+    folder = Path(self.training.checkpoint_dir or self.training.output_dir)
+    path = folder / f"checkpoint-{self.global_step}"
+    if self.rank == 0:
+        runs.save_checkpoint(folder, self.global_step, write, keep=self.training.save_total_limit, algorithm=self.config.algorithm,
+                             engine="ppo", num_processes=self.world)
+    self._barrier()
     self.events.emit("save", step=self.global_step, path=str(path))
     return path
 
@@ -690,7 +801,8 @@ def load_checkpoint(self: PPOEngine, path):
     st = json.loads((path / "trainer_state.json").read_text())
     self.global_step, self.episode, self.kl_ctl.value, self.log_history = st["global_step"], st["episode"], st["kl_coef"], st["log_history"]
     self._order, self._pos = st["data_order"], st["data_position"]
-    rng = torch.load(path / "rng_state.pt")
+    mine = path / f"rng_state_{self.rank}.pt"  # each process continues its own random stream; a checkpoint of fewer processes gives rank 0's
+    rng = torch.load(mine if self.rank and mine.exists() else path / "rng_state.pt")
     torch.set_rng_state(rng["torch"]); self._rng.set_state(rng["engine"])
     if rng["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
     random.setstate(rng["python"])

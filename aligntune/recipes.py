@@ -11,7 +11,8 @@ from dataclasses import fields
 from .config import ALGORITHMS
 
 # %% auto #0
-__all__ = ['RECIPES', 'recipe_text', 'load_recipe', 'write_recipes']
+__all__ = ['RECIPES', 'ACCELERATE_CONFIGS', 'recipe_text', 'load_recipe', 'write_recipes', 'accelerate_config_text',
+           'write_accelerate_config']
 
 # %% ../nbs/13_recipes.ipynb #7c229502
 _T4 = """\
@@ -83,3 +84,31 @@ def write_recipes(folder) -> list:
     out = []
     for n, t in RECIPES.items(): (folder / f"{n}.yaml").write_text(t); out.append(folder / f"{n}.yaml")
     return out
+
+# %% ../nbs/13_recipes.ipynb #0ea6fdb7
+_ACCEL_HEAD = "compute_environment: LOCAL_MACHINE\nnum_machines: 1\nmachine_rank: 0\nnum_processes: {n}\nmixed_precision: {mp}\n"
+ACCELERATE_CONFIGS = {  # accelerate config files by name: what each shards is explained above
+    "ddp": "distributed_type: MULTI_GPU\n",
+    "fsdp": ("distributed_type: FSDP\nfsdp_config:\n  fsdp_version: 2\n  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP\n"
+             "  fsdp_reshard_after_forward: true\n  fsdp_state_dict_type: FULL_STATE_DICT\n  fsdp_cpu_ram_efficient_loading: true\n"
+             "  fsdp_offload_params: false\n"),
+    "zero2": ("distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: 2\n  offload_optimizer_device: none\n"
+              "  offload_param_device: none\n  gradient_accumulation_steps: auto\n  gradient_clipping: auto\n  zero3_init_flag: false\n"),
+    "zero3": ("distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: 3\n  offload_optimizer_device: none\n"
+              "  offload_param_device: none\n  gradient_accumulation_steps: auto\n  gradient_clipping: auto\n  zero3_init_flag: true\n"
+              "  zero3_save_16bit_model: true\n"),
+}
+
+def accelerate_config_text(name: str, num_processes: int = 2, mixed_precision: str = "fp16") -> str:
+    "The accelerate config file `name` (ddp, fsdp, zero2, zero3) for `num_processes` GPUs."
+    from aligntune.config import ConfigError, _did_you_mean
+    if name not in ACCELERATE_CONFIGS:
+        raise ConfigError(f"Unknown accelerate config {name!r}.{_did_you_mean(name, ACCELERATE_CONFIGS)} Configs: {', '.join(ACCELERATE_CONFIGS)}.")
+    if mixed_precision not in ("no", "fp16", "bf16"): raise ConfigError(f"mixed_precision={mixed_precision!r}: expected 'no', 'fp16' or 'bf16'.")
+    return _ACCEL_HEAD.format(n=int(num_processes), mp=mixed_precision) + ACCELERATE_CONFIGS[name]
+
+def write_accelerate_config(name: str, path, num_processes: int = 2, mixed_precision: str = "fp16") -> Path:
+    "Write the accelerate config `name` to `path` (a .yaml file) for `accelerate launch --config_file`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(accelerate_config_text(name, num_processes, mixed_precision))
+    return path

@@ -12,10 +12,11 @@ from .config import UnifiedConfig, load_yaml, _to_dict
 
 # %% auto #0
 __all__ = ['CHECKPOINT_MARK', 'HEARTBEAT_EVERY', 'STALE_AFTER', 'atomic_write', 'atomic_dir', 'mark_checkpoint',
-           'save_checkpoint', 'list_checkpoints', 'checkpoint_problem', 'checkpoint_info', 'find_checkpoint',
-           'RunFolderError', 'StorageError', 'check_output_dir', 'storage_error', 'owner_info', 'owner_alive',
-           'refuse_if_busy', 'is_secret_key', 'redact_text', 'redact', 'redacted_yaml', 'RunWriter', 'describe_source',
-           'Run', 'list_runs', 'run_state', 'resolve_resume', 'resume_run', 'fork_run']
+           'save_checkpoint', 'list_checkpoints', 'checkpoint_problem', 'checkpoint_info', 'checkpoint_root',
+           'find_checkpoint', 'RunFolderError', 'StorageError', 'check_output_dir', 'storage_error', 'owner_info',
+           'owner_alive', 'refuse_if_busy', 'is_secret_key', 'redact_text', 'redact', 'redacted_yaml',
+           'launched_processes', 'RunWriter', 'describe_source', 'Run', 'list_runs', 'run_state', 'resolve_resume',
+           'resume_run', 'fork_run']
 
 # %% ../nbs/03_runs.ipynb #b53e7af6
 def _jsonable(v):
@@ -66,10 +67,18 @@ def _step_of(p) -> int:
     tail = Path(p).name.rsplit("-", 1)[-1]
     return int(tail) if Path(p).name.startswith("checkpoint-") and tail.isdigit() else -1
 
+def _sha256(f) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
 def mark_checkpoint(path, step: int, **meta):
-    "Write the mark that makes `path` a complete checkpoint: its step, `meta`, and every file with its size."
+    "Write the manifest that makes `path` a complete checkpoint, last and atomically: its step, `meta`, and every file with its size and SHA-256."
     path = Path(path)
-    files = {str(f.relative_to(path)): f.stat().st_size for f in sorted(path.rglob("*")) if f.is_file() and f.name != CHECKPOINT_MARK}
+    files = {str(f.relative_to(path)): {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+             for f in sorted(path.rglob("*")) if f.is_file() and f.name != CHECKPOINT_MARK}
     atomic_write(path / CHECKPOINT_MARK, json.dumps({"step": int(step), **meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}, indent=1))
 
 def save_checkpoint(run_dir, step: int, write, keep: int | None = None, **meta) -> Path:
@@ -87,27 +96,37 @@ def list_checkpoints(run_dir) -> list:
     return sorted((p for p in d.iterdir() if p.is_dir() and _step_of(p) >= 0), key=_step_of) if d.is_dir() else []
 
 # %% ../nbs/03_runs.ipynb #adcae371
-def checkpoint_problem(path) -> str | None:
-    "Why `path` cannot be resumed from (no mark, a file missing or cut short), or None when it is complete."
+def checkpoint_problem(path, content: bool = True) -> str | None:
+    "Why `path` cannot be resumed from (no manifest, a file missing, cut short or changed), or None when it is complete; `content=False` skips the hashes."
     p = Path(path)
     if not p.is_dir(): return "it is not a folder"
     try: mark = json.loads((p / CHECKPOINT_MARK).read_text())
     except FileNotFoundError: return f"it has no {CHECKPOINT_MARK}: its writing never finished (the process was stopped while saving)"
     except ValueError: return f"its {CHECKPOINT_MARK} is not valid JSON"
-    for rel, size in mark.get("files", {}).items():
+    for rel, want in mark.get("files", {}).items():
+        size, digest = (want, None) if isinstance(want, int) else (want["bytes"], want.get("sha256"))  # int: a mark of sizes only
         f = p / rel
         if not f.is_file(): return f"{rel} is missing"
         if f.stat().st_size != size: return f"{rel} has {f.stat().st_size} bytes where {size} were written"
+        if content and digest and _sha256(f) != digest: return f"{rel} does not match its SHA-256 in {CHECKPOINT_MARK}: its bytes changed after it was written"
     return None
 
 def checkpoint_info(path) -> dict:
     "The mark of a complete checkpoint: step, algorithm, engine, when written, files."
     return json.loads((Path(path) / CHECKPOINT_MARK).read_text())
 
-def find_checkpoint(run_dir, say=print) -> Path | None:
-    "The newest complete checkpoint in `run_dir`; each incomplete one passed over is named through `say`."
-    for p in reversed(list_checkpoints(run_dir)):
-        why = checkpoint_problem(p)
+def checkpoint_root(run_dir) -> Path:
+    "Where the run in `run_dir` keeps its checkpoints: `training.checkpoint_dir` of its config.yaml, or the run folder itself."
+    d = Path(run_dir)
+    import yaml
+    try: other = ((yaml.safe_load((d / "config.yaml").read_text()) or {}).get("training") or {}).get("checkpoint_dir")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError): other = None
+    return Path(other) if other else d
+
+def find_checkpoint(run_dir, say=print, content: bool = True) -> Path | None:
+    "The newest complete checkpoint in `run_dir` (a run folder or a checkpoint folder); each incomplete one passed over is named through `say`."
+    for p in reversed(list_checkpoints(checkpoint_root(run_dir))):
+        why = checkpoint_problem(p, content)
         if why is None: return p
         if say: say(f"aligntune: skipping {p}: {why}")
     return None
@@ -293,11 +312,18 @@ def _kept_lines(p, step) -> str:
         if row.get("step", 0) <= step: out.append(line + "\n")
     return "".join(out)
 
+def launched_processes() -> int:
+    "How many processes a launcher (torchrun, accelerate launch) started for this run: WORLD_SIZE, 1 without one."
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
 class RunWriter:
     "Appends a run's record to its folder; only the main process writes."
-    def __init__(self, output_dir, is_main: bool = True):
+    def __init__(self, output_dir, is_main: bool = True, checkpoint_dir=None):
         self.dir, self.is_main = Path(output_dir), is_main
-        if is_main: check_output_dir(self.dir)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else self.dir  # training.checkpoint_dir, or the run folder
+        if is_main:
+            check_output_dir(self.dir)
+            if self.checkpoint_dir != self.dir: check_output_dir(self.checkpoint_dir)
         self._files, self._status, self._beat = {}, None, 0.0
     def _append(self, name, obj):
         if not self.is_main: return
@@ -312,22 +338,35 @@ class RunWriter:
     def archive_existing(self) -> Path | None:
         "Move an earlier run's whole record (checkpoints and model included) into previous/N/; nothing is deleted."
         entries = _record_entries(self.dir) if self.is_main else []
-        if not entries: return None
+        elsewhere = self._other_checkpoints(lambda s: True)
+        if not entries and not elsewhere: return None
         dest = self._previous()
         for p in entries: os.replace(p, dest / p.name)
+        self._set_aside(elsewhere, dest)
         self._status = None
         return dest
+    def _other_checkpoints(self, keep) -> list:
+        "The checkpoints in a separate `checkpoint_dir` whose step passes `keep`."
+        if not self.is_main or self.checkpoint_dir == self.dir: return []
+        return [p for p in list_checkpoints(self.checkpoint_dir) if keep(_step_of(p))]
+    def _set_aside(self, checkpoints, dest):
+        "Move checkpoints of a separate `checkpoint_dir` into its own previous/N/ (N as in the run folder): on their disk, nothing copied."
+        if not checkpoints: return
+        there = self.checkpoint_dir / "previous" / dest.name; there.mkdir(parents=True, exist_ok=True)
+        for p in checkpoints: os.replace(p, there / p.name)
     def rewind(self, step: int) -> Path | None:
         "Before resuming from the checkpoint of `step`: what was recorded after it moves into previous/N/ (copies of the logs as they were)."
         if not self.is_main: return None
         later = [p for p in _record_entries(self.dir) if _step_of(p) > step or p.name.startswith(".")]
+        later_elsewhere = self._other_checkpoints(lambda s: s > step)
         cut = {n: _kept_lines(self.dir / n, step) for n in ("metrics.jsonl", "samples.jsonl", "events.jsonl") if (self.dir / n).exists()}
         cut = {n: text for n, text in cut.items() if text != (self.dir / n).read_text()}
-        if not later and not cut: return None
+        if not later and not cut and not later_elsewhere: return None
         dest = self._previous()
         for n in (*cut, "run.json"):
             if (self.dir / n).exists(): shutil.copy2(self.dir / n, dest / n)
         for p in later: os.replace(p, dest / p.name)
+        self._set_aside(later_elsewhere, dest)
         for n, text in cut.items(): atomic_write(self.dir / n, text)
         atomic_write(dest / "set_aside.json", json.dumps({"reason": f"recorded after step {step}, set aside when the run resumed from its checkpoint",
                                                           "resumed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
@@ -459,8 +498,8 @@ class Run:
         return st.get("status") == "running" and owner_alive(st, self.path)
     @property
     def checkpoints(self) -> list:
-        "The complete checkpoints, oldest first."
-        return [p for p in list_checkpoints(self.path) if checkpoint_problem(p) is None]
+        "The complete checkpoints, oldest first (from `training.checkpoint_dir` when the run set one)."
+        return [p for p in list_checkpoints(checkpoint_root(self.path)) if checkpoint_problem(p) is None]
     def resume(self, checkpoint=True, **kw):
         "A trainer that continues this run in its folder from `checkpoint` (True: the newest complete one); see `resume_run`."
         return resume_run(self.path, checkpoint, **kw)
@@ -503,7 +542,7 @@ def run_state(run_dir) -> str:
     s = st.get("status") or "no status"
     if s == "running" and not owner_alive(st, d): s = "died"
     step = max(int(st.get("global_step") or 0), _last_step(d))
-    ck = find_checkpoint(d, say=None)
+    ck = find_checkpoint(d, say=None, content=False)  # sizes only: a status line must not read gigabytes
     cks = f", last checkpoint {checkpoint_info(ck)['step']}" if ck else ", no checkpoint"
     who = f"pid {st.get('pid')} on {st.get('host')}"
     if s == "running":

@@ -450,11 +450,11 @@ class TrainPanel:
         return BackendFactory.create_trainer(cfg, **{**self.trainer_kw, **({"resume": resume} if resume else {})})
     def _can_resume(self) -> bool:
         "A run folder whose run did not finish and has a complete checkpoint."
-        from aligntune.runs import find_checkpoint
+        from aligntune.runs import find_checkpoint, checkpoint_root
         d = self.run_dir
         if d is None or not d.exists(): return False
         st = _as_run(d).status.get("status") if (d / "run.json").exists() else None
-        return st != "finished" and find_checkpoint(d, say=None) is not None
+        return st != "finished" and find_checkpoint(checkpoint_root(d), say=None, content=False) is not None
 
     # handlers
     def _on_train_click(self, b=None): self.start()

@@ -275,3 +275,26 @@ def test_resuming_a_finished_run_says_it_has_no_steps_left(tmp_path):
         trainer("sft", tmp_path / "done", max_steps=2, resume=True)
     assert trainer("sft", tmp_path / "done", max_steps=3, resume=True).train()["global_step"] == 3
     assert Run(tmp_path / "done").metrics["step"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_checkpoints_in_another_folder_are_checked_and_found_on_resume(tmp_path, capsys):
+    "training.checkpoint_dir (a mounted Drive folder on Colab): checkpoints go there, resume finds them, a changed one is skipped by its hash."
+    from aligntune import Run
+    out, drive = tmp_path / "run", tmp_path / "drive" / "run-1"
+    res = trainer("sft", out, checkpoint_dir=str(drive), max_steps=4).train()
+    assert res["global_step"] == 4
+    assert not [p.name for p in out.iterdir() if p.name.startswith("checkpoint-")]  # none in the run folder
+    assert [p.name for p in Run(out).checkpoints] == ["checkpoint-2", "checkpoint-3", "checkpoint-4"]
+    assert all(p.parent == drive for p in Run(out).checkpoints)
+    newest = drive / "checkpoint-4" / "model.safetensors"
+    data = bytearray(newest.read_bytes()); data[len(data) // 2] ^= 0xFF  # one byte changed, size unchanged: only the hash can tell
+    newest.write_bytes(bytes(data))
+    capsys.readouterr()
+    t = trainer("sft", out, checkpoint_dir=str(drive), max_steps=STEPS, resume=True)
+    said = capsys.readouterr().out
+    assert f"skipping {drive / 'checkpoint-4'}: model.safetensors does not match its SHA-256" in said, said
+    assert t.resume_from == drive / "checkpoint-3" and f"resuming from {drive / 'checkpoint-3'} (step 3)" in said
+    assert t.train()["global_step"] == STEPS and steps_of(out) == list(range(1, STEPS + 1))
+    assert (drive / "previous" / "1" / "checkpoint-4" / "model.safetensors").read_bytes() == bytes(data)  # set aside on its own disk, not deleted
+    assert Run(out).checkpoints[-1] == drive / f"checkpoint-{STEPS}"

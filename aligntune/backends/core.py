@@ -49,9 +49,10 @@ class TrainerBase:
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.reward_functions, self.reward_weights = reward_functions, reward_weights
         self.output_dir = Path(config.training.output_dir)
-        self.run = RunWriter(self.output_dir, is_main=is_main_process())  # an unusable output_dir fails here, before anything loads
+        self.checkpoint_dir = Path(config.training.checkpoint_dir or self.output_dir)  # where checkpoints are written and found
+        self.run = RunWriter(self.output_dir, is_main=is_main_process(), checkpoint_dir=self.checkpoint_dir)  # an unusable folder fails here, before anything loads
         if self.run.is_main: refuse_if_busy(self.output_dir)
-        self.resume_from = resolve_resume(self.output_dir, resume, config.algorithm, say=print if is_main_process() else None)
+        self.resume_from = resolve_resume(self.checkpoint_dir, resume, config.algorithm, say=print if is_main_process() else None)
         _check_steps_left(self.resume_from, config.training.max_steps)
         self.parent = None  # {'run', 'checkpoint', 'step'} for a run forked from another run's checkpoint
         self.quiet = quiet  # True: no console progress (a live panel shows it instead)
@@ -159,7 +160,7 @@ class TrainerBase:
         if self._interrupted == "now" and self._mid_step():
             print(f"aligntune: interrupted inside step {step + 1}: no checkpoint of a half-done step; the model is saved as it is", file=sys.stderr)
             return None
-        ck = self.output_dir / f"checkpoint-{step}"
+        ck = self.checkpoint_dir / f"checkpoint-{step}"
         return ck if checkpoint_problem(ck) is None else self._save_checkpoint()
     def save_model(self, path=None):
         "Save the model and tokenizer to `path` (default: the run's `model/` folder) without leaving a half-written folder."

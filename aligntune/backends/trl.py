@@ -33,11 +33,11 @@ def probe(algorithm: str) -> tuple:
 
 # %% ../../nbs/05a_backends.trl.ipynb #a4f7f8a9
 def _args_kwargs(cfg, has_eval: bool) -> dict:
-    "TrainingArguments fields shared by every TRL trainer."
+    "TrainingArguments fields shared by every TRL trainer (TRL's output_dir is where it writes checkpoints: training.checkpoint_dir when set)."
     t, m = cfg.training, cfg.model
     hw = hardware()
     prec = pick_precision(m.precision, hw)
-    return dict(output_dir=t.output_dir, num_train_epochs=float(t.num_epochs), max_steps=t.max_steps or -1,
+    return dict(output_dir=t.checkpoint_dir or t.output_dir, num_train_epochs=float(t.num_epochs), max_steps=t.max_steps or -1,
                 per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
                 gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
                 lr_scheduler_type=t.lr_scheduler_type, warmup_ratio=t.warmup_ratio, weight_decay=t.weight_decay,
@@ -61,6 +61,13 @@ def build_trl_config(cls, kw: dict, explicit: set = frozenset()):
     return cls(**{k: v for k, v in kw.items() if k in names})
 
 # %% ../../nbs/05a_backends.trl.ipynb #6b4a1c7d
+def _on_any_process(accelerator, *flags) -> list:
+    "Each flag true on every process when it is true on one of them (a Ctrl-C or a timer seen first by one process)."
+    import torch, torch.distributed as dist
+    t = torch.tensor([float(bool(f)) for f in flags], device=accelerator.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(x) for x in t.tolist()]
+
 def _event_relay(trainer):
     "A transformers `TrainerCallback` that relays TRL's hooks to `trainer.events`."
     from transformers import TrainerCallback
@@ -71,8 +78,11 @@ def _event_relay(trainer):
         def on_step_begin(self, args, state, control, **kw): trainer._in_step = True
         def on_step_end(self, args, state, control, **kw):
             trainer._in_step = False
-            trainer.events.emit("step", step=state.global_step); self._stop(control)
-            if trainer.checkpoint_due(): control.should_save = True
+            trainer.events.emit("step", step=state.global_step)
+            stop, save = trainer.should_stop(), trainer.checkpoint_due()
+            if args.world_size > 1: stop, save = _on_any_process(trainer.trl_trainer.accelerator, stop, save)  # all stop and save at the same step
+            if stop: control.should_training_stop = True
+            if save: control.should_save = True
         def on_log(self, args, state, control, logs=None, **kw):
             if not state.is_world_process_zero or not logs: return
             logs = dict(logs)
@@ -83,12 +93,15 @@ def _event_relay(trainer):
             tap = getattr(trainer, "_tap", None)
             rows = tap.flush(trainer.config.training.sample_groups) if tap is not None else []
             if rows: trainer.events.emit("samples", step=state.global_step, rows=rows)
-            self._stop(control)  # a stop pressed while logging ends this step
+            if args.world_size == 1: self._stop(control)  # a stop pressed while logging ends this step (several processes agree at the step's end)
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if state.is_world_process_zero and metrics: trainer.events.emit("evaluate", step=state.global_step, metrics=dict(metrics))
         def on_save(self, args, state, control, **kw):
+            if args.world_size > 1:  # each process adds its own generation buffer, and the mark waits for every process's files
+                _save_generation_buffer(trainer.trl_trainer, trainer.checkpoint_dir / f"checkpoint-{state.global_step}", args.process_index)
+                trainer.trl_trainer.accelerator.wait_for_everyone()
             if state.is_world_process_zero:
-                path = trainer.output_dir / f"checkpoint-{state.global_step}"
+                path = trainer.checkpoint_dir / f"checkpoint-{state.global_step}"
                 if args.world_size > 1: mark_checkpoint(path, state.global_step, algorithm=trainer.algorithm, engine="trl")
                 trainer.events.emit("save", step=state.global_step, path=str(path))
     return EventRelay()
@@ -112,19 +125,24 @@ def _atomic_checkpoints(trainer):
             for f in list(inner.iterdir()): os.replace(f, tmp / f.name)  # ... which becomes the folder itself
             inner.rmdir()
             _save_generation_buffer(tt, tmp)
-        save_checkpoint(trainer.output_dir, step, write, keep=trainer.config.training.save_total_limit, algorithm=trainer.algorithm, engine="trl")
+        save_checkpoint(trainer.checkpoint_dir, step, write, keep=trainer.config.training.save_total_limit, algorithm=trainer.algorithm, engine="trl")
     tt._save_checkpoint = save
 
-def _save_generation_buffer(tt, folder):
-    "The GRPO family reuses one generation for several steps (`steps_per_generation`, `num_iterations`); TRL's checkpoint omits it."
+def _buffer_name(rank=None) -> str: return _BUFFER if not rank else _BUFFER.replace(".pt", f"_{rank}.pt")
+
+def _save_generation_buffer(tt, folder, rank=None):
+    "The GRPO family reuses one generation for several steps (`steps_per_generation`, `num_iterations`); TRL's checkpoint omits it (one file per process)."
     if getattr(tt, "_buffered_inputs", None) is None or tt.args.steps_per_generation * getattr(tt, "num_iterations", 1) == 1: return
     import torch
-    torch.save({"step": tt._step, "buffered_inputs": tt._buffered_inputs}, Path(folder) / _BUFFER)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    torch.save({"step": tt._step, "buffered_inputs": tt._buffered_inputs}, Path(folder) / _buffer_name(rank))
 
 def _restore_trl_state(tt, checkpoint):
     "What TRL's own resume leaves out: the generation buffer of the GRPO family, and the `num_tokens` count of SFT, DPO and KTO."
     import json, torch
-    buf = Path(checkpoint) / _BUFFER
+    if tt.args.world_size > 1 and tt.args.device.type == "cpu" and tt.args.device.index is not None:
+        tt.args.__dict__["_setup_devices"] = torch.device("cpu")  # transformers maps the optimizer state to args.device, and torch.load cannot restore to 'cpu:0'
+    buf = Path(checkpoint) / _buffer_name(tt.args.process_index)
     if buf.exists():
         b = torch.load(buf, map_location=tt.accelerator.device)
         tt._step, tt._buffered_inputs = b["step"], b["buffered_inputs"]
@@ -289,7 +307,7 @@ class _TRLTrainer(TrainerBase):
         "A checkpoint of the current step, now (TRL's writer made atomic), with its `save` event."
         tt = self.trl_trainer
         tt._save_checkpoint(tt.model, trial=None)
-        path = self.output_dir / f"checkpoint-{tt.state.global_step}"
+        path = self.checkpoint_dir / f"checkpoint-{tt.state.global_step}"
         self.events.emit("save", step=tt.state.global_step, path=str(path))
         return path
     def _global_step(self): return getattr(getattr(getattr(self, "trl_trainer", None), "state", None), "global_step", 0)
@@ -299,6 +317,14 @@ class _TRLTrainer(TrainerBase):
     def _unwrapped_model(self):
         t = getattr(self, "trl_trainer", None)
         return t.accelerator.unwrap_model(t.model) if t is not None else self.model
+    def save_model(self, path=None):
+        "Save the model; under FSDP or DeepSpeed every process takes part (each holds a shard of the weights), through TRL's own writer."
+        tt = getattr(self, "trl_trainer", None)
+        if not (getattr(tt, "is_fsdp_enabled", False) or getattr(tt, "is_deepspeed_enabled", False)): return super().save_model(path)
+        path = Path(path or self.output_dir / "model")
+        tt.save_model(str(path))
+        if is_main_process() and self.tokenizer is not None: self.tokenizer.save_pretrained(path)
+        return path
     def evaluate(self, eval_dataset=None, metrics=None, **kw) -> dict:
         "TRL's evaluation loss on the evaluation data, plus our generation metrics when the evaluation module is present."
         self.setup()
@@ -485,7 +511,7 @@ class TRLPPOTrainer(_TRLTrainer, RLTrainerBase):
         return e.total_steps if e is not None else self.config.training.max_steps
     def save_model(self, path=None):
         path = Path(path or self.output_dir / "model")
-        if is_main_process(): self.engine.save_model(path)
+        self.engine.save_model(path)  # rank 0 writes, the other processes wait for it
         return path
     def generate(self, prompts, max_new_tokens: int = 64, **kw):
         self.setup()

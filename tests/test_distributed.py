@@ -1,0 +1,191 @@
+"Every algorithm under a two-process launcher (torchrun, gloo on CPU): one run, not one per process; the same run as one process with the same global batch; rank 0 alone writes."
+import hashlib, json, os, subprocess, sys, textwrap
+from pathlib import Path
+import pytest
+
+TESTS, REPO = Path(__file__).parent, Path(__file__).parent.parent
+STEPS, PER_DEVICE = 4, 4  # two processes x 4 rows per step against one process x 8 rows per step
+
+def digit_share(prompts, completions, **kw):
+    "A reward with spread even on a random model: the share of digits in a completion."
+    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+    return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
+
+def build(algo, out, batch_size, **kw):
+    "The tiny run every test here uses; `batch_size` is per process."
+    from aligntune import create_sft_trainer, create_rl_trainer
+    from aligntune.models import tiny_model_path
+    from aligntune.toy import addition_facts, sft_rows, preference_rows, prompt_rows
+    kw = {**dict(output_dir=str(out), max_steps=STEPS, batch_size=batch_size, seed=5, learning_rate=1e-3), **kw}
+    if algo == "sft": return create_sft_trainer(tiny_model_path(), sft_rows(addition_facts()), **kw)
+    if algo in ("dpo", "kto", "orpo", "simpo"):
+        rows = preference_rows(addition_facts())
+        if algo == "kto":  # KTO's unpaired form: each pair gives a desirable and an undesirable completion
+            rows = [r for p in rows for r in ({"prompt": p["prompt"], "completion": p["chosen"], "label": True},
+                                               {"prompt": p["prompt"], "completion": p["rejected"], "label": False})]
+        return create_rl_trainer(tiny_model_path(), rows, algorithm=algo, **kw)
+    extra = dict(num_ppo_epochs=1, num_mini_batches=1) if algo == "ppo" else dict(num_generations=4)
+    if algo == "dapo": extra["mask_truncated_completions"] = False  # the random tiny model never stops: DAPO would mask every completion
+    return create_rl_trainer(tiny_model_path(), prompt_rows(addition_facts()[:40]), algorithm=algo, reward_functions=[digit_share],
+                             max_completion_length=4, **extra, **kw)
+
+def weights_digest(t) -> str:
+    "A hash of the trainable weights this process holds (equal across processes when gradients were averaged)."
+    import torch
+    if hasattr(t, "engine"): params = t.engine._trainable()  # PPO: policy and value adapters, value head
+    else: params = [p for _, p in sorted(t._unwrapped_model().named_parameters()) if p.requires_grad]
+    h = hashlib.sha256()
+    for p in params: h.update(p.detach().to(torch.float32).cpu().numpy().tobytes())
+    return h.hexdigest()
+
+def env():
+    e = {**os.environ, "ALIGNTUNE_QUIET": "1", "OMP_NUM_THREADS": "1"}
+    e["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([e["PYTHONPATH"]] if e.get("PYTHONPATH") else []))
+    return e
+
+def two_processes(tmp_path, algo, out, launcher="torchrun", **kw) -> list:
+    "Train `algo` into `out` under a two-process launcher; each rank's RESULT (rank, world, steps, pid, weights digest)."
+    script = tmp_path / f"ddp_{algo}.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, json, torch; sys.path.insert(0, {str(TESTS)!r}); torch.set_num_threads(1)
+        from test_distributed import build, digit_share, weights_digest
+        t = build({algo!r}, {str(out)!r}, **{kw!r})
+        res = t.train()
+        print("RESULT", json.dumps(dict(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), steps=res["global_step"],
+                                        status=res["status"], pid=os.getpid(), digest=weights_digest(t))), flush=True)
+        """))
+    from aligntune.launch import launch_command
+    cmd = launch_command(2, launcher)  # torchrun --standalone, or accelerate launch --multi_gpu on a free port
+    p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env(), timeout=900, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    res = sorted((json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")), key=lambda r: r["rank"])
+    assert [r["rank"] for r in res] == [0, 1] and all(r["world"] == 2 for r in res), p.stdout[-2000:]
+    return res
+
+def metrics(out) -> list:
+    return [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+# What "the same run" means here, per kind of algorithm:
+# - SFT, DPO, KTO, ORPO, SimPO sample nothing: the two processes see the rows of the one-process batch (the sampler
+#   shuffles the dataset once and deals each global batch out), so the losses agree up to float summation order
+#   (measured: at most 4e-7 relative for SFT, DPO, KTO and SimPO) and, for ORPO, the mean of per-process means of its
+#   NLL term where one process takes the mean over all rows (measured: 2.3e-4). 1e-3 relative covers both and
+#   is far below what another global batch gives (the loss moves 2-50% from one step to the next on this model).
+# - the GRPO family, RLOO and PPO sample completions; two processes draw other random numbers than one, so per-step values
+#   differ by sampling noise. What must agree exactly is the bookkeeping of one run with a global batch
+#   (steps, prompts seen, the number of processes), and the processes must end with identical weights
+#   (gradients averaged, not trained once per rank).
+EXACT = {"sft": "loss", "dpo": "loss", "kto": "loss", "orpo": "loss", "simpo": "loss"}
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["sft", "dpo", "kto", "orpo", "simpo", "grpo", "dapo", "gspo", "dr_grpo", "rloo", "ppo"])
+def test_two_processes_are_one_run_with_the_global_batch(algo, tmp_path):
+    from aligntune import Run
+    out, ref = tmp_path / "two", tmp_path / "one"
+    res = two_processes(tmp_path, algo, out, batch_size=PER_DEVICE)
+    assert all(r["steps"] == STEPS and r["status"] == "finished" for r in res)
+    assert res[0]["digest"] == res[1]["digest"], "the processes ended with different weights: they trained apart"
+    st = json.loads((out / "run.json").read_text())
+    assert st["num_processes"] == 2 and st["pid"] == res[0]["pid"] and st["status"] == "finished"  # rank 0 wrote the record
+    assert [m["step"] for m in metrics(out) if "train_runtime" not in m] == list(range(1, STEPS + 1))  # each step once
+    assert (out / "model").is_dir() and not list(out.glob(".*tmp*"))
+
+    one = build(algo, ref, batch_size=2 * PER_DEVICE).train()
+    assert one["global_step"] == STEPS
+    a, b = Run(out).metrics.set_index("step"), Run(ref).metrics.set_index("step")
+    if algo in EXACT:
+        k = EXACT[algo]
+        rel = ((a[k] - b[k]).abs() / b[k].abs().clip(lower=1e-3)).max()
+        print(f"{algo}: max relative difference of {k}, 2 x {PER_DEVICE} against 1 x {2 * PER_DEVICE}: {rel:.2e}")
+        assert rel <= 1e-3, (a[k].tolist(), b[k].tolist())
+    for k in ("episode", "num_tokens"):  # rows or tokens seen: the global batch, not one process's share
+        if k in b.columns and (algo in EXACT or k == "episode"):  # sampled completions end at different lengths
+            assert a[k].tolist() == b[k].tolist(), (k, a[k].tolist(), b[k].tolist())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_a_two_process_run_resumes_in_two_processes(algo, tmp_path):
+    out = tmp_path / "run"
+    first = two_processes(tmp_path, algo, out, batch_size=PER_DEVICE, max_steps=3, save_steps=1)
+    assert all(r["steps"] == 3 for r in first)
+    assert (out / "checkpoint-3" / "aligntune_checkpoint.json").exists()
+    again = two_processes(tmp_path, algo, out, batch_size=PER_DEVICE, max_steps=5, save_steps=1, resume=True)
+    assert all(r["steps"] == 5 for r in again) and again[0]["digest"] == again[1]["digest"]
+    assert [m["step"] for m in metrics(out) if "train_runtime" not in m] == [1, 2, 3, 4, 5]
+    st = json.loads((out / "run.json").read_text())
+    assert st["resumed"][0]["step"] == 3 and st["num_processes"] == 2 and st["global_step"] == 5
+
+
+@pytest.mark.slow
+def test_a_notebook_cell_launches_two_processes_and_the_live_panel_follows(tmp_path, monkeypatch):
+    "From a notebook cell (run by nbclient): TrainPanel(Launch(...)) trains with two processes and shows rank 0's steps as they come."
+    import nbformat
+    from nbclient import NotebookClient
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    out = tmp_path / "nb-run"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from aligntune.launch import Launch\nfrom aligntune.widgets import TrainPanel\nfrom aligntune.callbacks import Callback"),
+                nbformat.v4.new_code_cell(textwrap.dedent(f"""
+                    class Seen(Callback):
+                        steps = []
+                        def on_log(self, trainer, step, metrics): self.steps.append((step, round(metrics["loss"], 4)))
+                    panel = TrainPanel(Launch("sft-tiny", num_processes=2, output_dir={str(out)!r}, max_steps=4, callbacks=[Seen()]))
+                    display(panel)
+                    res = panel.train()
+                    print("result", res["status"], res["global_step"], res["num_processes"])
+                    print("logged", [s for s, _ in Seen.steps])
+                    print("status", panel.status.value, "renders", panel.renders)"""))]
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outs = nb.cells[1].outputs
+    text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
+    assert any(o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" in o.data for o in outs)
+    assert "result finished 4 2" in text and "logged [1, 2, 3, 4]" in text, text
+    assert "<b>finished</b> · step 4/4" in text and "renders 0" not in text, text
+    losses = [json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines() if "loss" in json.loads(l)]
+    assert len(losses) == 4 and json.loads((out / "run.json").read_text())["num_processes"] == 2
+
+
+@pytest.mark.slow
+def test_ppo_whitening_over_two_processes_is_that_of_the_whole_rollout(tmp_path):
+    "The PPO engine's cross-process statistics: each process whitens its half with the mean and variance of both halves."
+    script = tmp_path / "whiten.py"
+    script.write_text(textwrap.dedent("""
+        import json, types, torch, torch.distributed as dist
+        from aligntune.ppo import PPOEngine
+        from aligntune.ppo_core import masked_whiten
+        dist.init_process_group("gloo")
+        g = torch.Generator().manual_seed(0)
+        x, mask = torch.randn(8, 6, generator=g) * 3 + 1, torch.rand(8, 6, generator=g) > 0.3
+        r = dist.get_rank(); half = slice(4 * r, 4 * r + 4)
+        me = types.SimpleNamespace(world=2)
+        me._masked_stats = lambda a, m: PPOEngine._masked_stats(me, a, m)
+        diffs = [(PPOEngine._whiten(me, x[half], mask[half], shift_mean=s) - masked_whiten(x, mask, shift_mean=s)[half]).abs().max().item()
+                 for s in (True, False)]
+        alone = (masked_whiten(x[half], mask[half]) - masked_whiten(x, mask)[half]).abs().max().item()
+        print("RESULT", json.dumps(dict(rank=r, diffs=diffs, alone=alone)), flush=True)
+        dist.destroy_process_group()
+        """))
+    from aligntune.launch import launch_command
+    p = subprocess.run([*launch_command(2), str(script)], capture_output=True, text=True, env=env(), timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = [json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+    assert len(res) == 2
+    for r in res:
+        assert max(r["diffs"]) < 1e-5, r  # float32 against float64 sums
+        assert r["alone"] > 1e-2, r  # whitening a half with its own statistics would differ: the test can tell
+
+
+@pytest.mark.slow
+def test_stopping_a_launched_run_stops_every_process_at_the_same_step(tmp_path):
+    "Launch.request_stop (the panel's Stop): both processes stop after one step, the model is saved, the run reads 'interrupted'."
+    from aligntune.launch import Launch
+    from aligntune.callbacks import Callback
+    class StopAt(Callback):
+        def on_log(self, trainer, step, metrics):
+            if step == 2: trainer.request_stop()
+    out = tmp_path / "stopped"
+    res = Launch("sft-tiny", num_processes=2, output_dir=str(out), max_steps=200, callbacks=[StopAt()], quiet=True).train()
+    st = json.loads((out / "run.json").read_text())
+    assert res["status"] == st["status"] == "interrupted" and 2 <= res["global_step"] < 200, res
+    assert st["global_step"] == res["global_step"] and (out / "model" / "model.safetensors").exists()
