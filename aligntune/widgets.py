@@ -715,54 +715,78 @@ def config_diff(runs, ignore=("training.output_dir",)):
 
 # %% ../nbs/08_widgets.ipynb #f739fda4
 class RunCompare:
-    "Overlay the curves of several runs and list the config keys that differ."
-    def __init__(self, runs, keys=None):
+    "Overlay the curves of runs of one algorithm (a menu picks which) and list the config keys that differ."
+    def __init__(self, runs, keys=None, algorithm: str | None = None):
         W = _W()
-        self._src = runs
+        self._src, self._keys, self._algorithm = runs, keys, algorithm
+        self.algorithm_select = W.Dropdown(description="algorithm", layout=W.Layout(width="240px"))
         self.run_select = W.SelectMultiple(description="runs", rows=5, layout=W.Layout(width="420px"))
         self.key_select = W.SelectMultiple(description="metrics", rows=5, layout=W.Layout(width="420px"))
         self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="100px"))
-        self.plot, self.diff_view = W.Image(format="png", layout=W.Layout(max_width="100%")), W.HTML()
-        self.widget = W.VBox([W.HBox([self.run_select, self.key_select, self.refresh_button]), self.plot,
-                              W.HTML("<b>config differences</b>"), self.diff_view])
+        self.plot, self.diff_view = W.Image(format="png", layout=W.Layout(max_width="100%")), W.HTML(layout=W.Layout(overflow="auto", max_width="100%"))
+        self.widget = W.VBox([W.HBox([self.algorithm_select, self.refresh_button]), W.HBox([self.run_select, self.key_select], layout=W.Layout(flex_flow="row wrap")),
+                              self.plot, W.HTML("<b>config differences</b>"), self.diff_view])
         self.widget.add_class("aligntune-run-compare")
-        self._keys = keys
+        self._quiet = False
         self.refresh()
+        self.algorithm_select.observe(self._algorithm_changed, names="value")
         self.run_select.observe(self._show, names="value"); self.key_select.observe(self._show, names="value")
         self.refresh_button.on_click(lambda b: self.refresh())
     def refresh(self):
-        "Reload the list of runs (a root folder picks up new runs) and redraw."
+        "Reload the list of runs (a root folder picks up new runs), keep the chosen algorithm, and redraw."
         self._all = _runs(self._src)
-        labs = _labels(self._all)
-        keep = set(self.run_select.value)
-        self.run_select.options = list(zip(labs, range(len(labs))))
-        self.run_select.value = tuple(i for i, l in enumerate(labs) if l in {labs[j] for j in keep if j < len(labs)}) or tuple(range(len(labs)))
+        algos = list(dict.fromkeys(r.algorithm or "?" for r in self._all))
+        keep = self.algorithm_select.value or self._algorithm
+        default = keep if keep in algos or keep == ALL else (self._all[-1].algorithm or "?") if self._all else ALL
+        self._quiet = True
+        try:
+            count = lambda a: sum((r.algorithm or "?") == a for r in self._all)
+            self.algorithm_select.options = [(f"{a} ({count(a)} run{'s' * (count(a) != 1)})", a) for a in algos] + \
+                                            ([("all algorithms", ALL)] if len(algos) > 1 else [])
+            self.algorithm_select.value = default if default in algos or (default == ALL and len(algos) > 1) else (algos[0] if algos else None)
+        finally: self._quiet = False
+        self._fill(); return self
+    def _algorithm_changed(self, change=None):
+        if not self._quiet: self._fill()
+    def _fill(self):
+        "The runs and metrics of the chosen algorithm in the menus, all runs selected; then draw."
+        a = self.algorithm_select.value
+        self._shown = [r for r in self._all if a == ALL or (r.algorithm or "?") == a]
+        labs = _labels(self._shown)
         keys = []
-        for r in self._all:
+        for r in self._shown:
             m = r.metrics
             for k in (m.columns if len(m) else []):
-                if k not in ("step", "epoch") and k not in keys: keys.append(k)
-        default = self._keys or plot_runs_keys(self._all)
-        self.key_select.options = keys
-        self.key_select.value = tuple(k for k in default if k in keys)
-        self._show(); return self
+                if k not in ("step", "epoch", "time") and k not in keys: keys.append(k)
+        default = self._keys or plot_runs_keys(self._shown)
+        self._quiet = True
+        try:
+            self.run_select.options = list(zip(labs, range(len(labs))))
+            self.run_select.value = tuple(range(len(labs)))
+            self.key_select.options = keys
+            self.key_select.value = tuple(k for k in default if k in keys)
+        finally: self._quiet = False
+        self._show()
     @property
-    def runs(self) -> list: return [self._all[i] for i in self.run_select.value]
+    def algorithm(self): return self.algorithm_select.value
+    @property
+    def runs(self) -> list: return [self._shown[i] for i in self.run_select.value]
     @property
     def keys(self) -> list: return list(self.key_select.value)
     @property
     def diff(self): return config_diff(self.runs)
     def figure(self): return plot_runs(self.runs, self.keys or None)
     def _show(self, change=None):
+        if self._quiet: return
         if self.runs: show_figure(self.plot, self.figure())
         else: self.plot.layout.display = "none"
         d = self.diff
-        self.diff_view.value = (html_table(d.reset_index()) if len(self.runs) > 1 else
+        self.diff_view.value = (html_table(d.reset_index(), wrap=120) if len(self.runs) > 1 else
                                 "<i>select two runs or more</i>" if self._all else "<i>no runs yet: press refresh after training</i>")
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
-    def __repr__(self): return f"RunCompare({_labels(self.runs)})"
+    def __repr__(self): return f"RunCompare({self.algorithm!r}, {_labels(self.runs)})"
 
 # %% ../nbs/08_widgets.ipynb #a6e801bf
 class EvalView:
