@@ -13,8 +13,9 @@ from .runs import Run, list_runs
 
 # %% auto #0
 __all__ = ['OTHER_PLOT_KEYS', 'EXTRA_KEYS', 'figure_png', 'save_figure', 'plot_keys', 'pick_keys', 'training_keys',
-           'metric_title', 'ema', 'constant_keys', 'nice_ticks', 'curves_html', 'plot_metrics', 'plot_training',
-           'plot_runs_keys', 'fork_point', 'run_colors', 'plot_runs', 'eval_frames', 'plot_eval', 'plot_reward_scores']
+           'metric_title', 'ema', 'constant_keys', 'nice_ticks', 'series_of', 'curves_html', 'plot_metrics',
+           'plot_training', 'plot_runs_keys', 'fork_point', 'run_colors', 'plot_runs', 'eval_frames', 'plot_eval',
+           'plot_reward_scores']
 
 # %% ../nbs/09_plots.ipynb #71d2b8e4
 def figure_png(fig, dpi: int = 72) -> bytes:
@@ -174,8 +175,13 @@ _BLUE = "#1f77b4"
 def _fmt_tick(v) -> str:
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2g}"
 
-def _svg_chart(x, y, title, width=270, height=180, smooth=0.6) -> str:
-    "One chart: title, value ticks, whole-step ticks labelled 'step', the raw curve faint and its EMA over it."
+def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400) -> str:
+    "One chart: title, value ticks, whole-step ticks labelled 'step', the raw curve faint and its EMA over it (at most `max_points` drawn)."
+    smoothed = smooth and len(y) >= 10
+    sm = ema(y, smooth) if smoothed else None
+    if len(x) > max_points:   # thin a long run evenly, the last point kept
+        idx = list(range(0, len(x) - 1, math.ceil(len(x) / max_points))) + [len(x) - 1]
+        x, y, sm = [x[i] for i in idx], [y[i] for i in idx], sm and [sm[i] for i in idx]
     L, R, T, B = 50, 10, 22, 34
     w, h = width - L - R, height - T - B
     x0, x1 = min(x), max(x); y0, y1 = min(y), max(y)
@@ -194,21 +200,27 @@ def _svg_chart(x, y, title, width=270, height=180, smooth=0.6) -> str:
         out.append(f'<text x="{px(t):.1f}" y="{T + h + 14}" text-anchor="middle" font-size="12" fill="#333">{t}</text>')
     out.append(f'<text x="{L + w / 2:.1f}" y="{height - 4}" text-anchor="middle" font-size="12" fill="#555">step</text>')
     pts = lambda ys: " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, ys))
-    smoothed = smooth and len(y) >= 10
     out.append(f'<polyline points="{pts(y)}" fill="none" stroke="{_BLUE}" stroke-width="1.2" stroke-opacity="{0.3 if smoothed else 1}"/>')
-    if smoothed: out.append(f'<polyline points="{pts(ema(y, smooth))}" fill="none" stroke="{_BLUE}" stroke-width="2"/>')
+    if smoothed: out.append(f'<polyline points="{pts(sm)}" fill="none" stroke="{_BLUE}" stroke-width="2"/>')
     if len(x) < 30: out += [f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.2" fill="{_BLUE}"/>' for a, b in zip(x, y)]
     return "".join(out) + "</svg>"
 
-def curves_html(df, keys, width: int = 270, height: int = 180, smooth: float = 0.6) -> str:
-    "Small SVG charts of `keys` against step that wrap when narrow, and a note of the constant ones; HTML text."
-    if df is None or not len(df) or not keys: return "<i>the curves appear at the first logged step</i>"
-    const = constant_keys(df, keys)
-    charts = []
+def series_of(data, keys) -> dict:
+    "{key: (steps, values)} of the `keys` logged, NaNs left out; `data` is a metrics DataFrame or already such a dict."
+    if isinstance(data, dict): return {k: data[k] for k in keys if k in data and len(data[k][0])}
+    out = {}
     for k in keys:
-        if k in const or k not in df: continue
-        s = df[["step", k]].dropna()
-        if len(s): charts.append(_svg_chart(s["step"].astype(float).tolist(), s[k].astype(float).tolist(), metric_title(k), width, height, smooth))
+        if data is not None and k in data:
+            s = data[["step", k]].dropna()
+            if len(s): out[k] = (s["step"].astype(float).tolist(), s[k].astype(float).tolist())
+    return out
+
+def curves_html(data, keys, width: int = 270, height: int = 180, smooth: float = 0.6) -> str:
+    "Small SVG charts of `keys` against step that wrap when narrow, and a note of the constant ones; HTML text. `data`: as `series_of` takes it."
+    series = series_of(data, keys or [])
+    if not series: return "<i>the curves appear at the first logged step</i>"
+    const = {k: v[0] for k, (_, v) in series.items() if len(v) >= 3 and min(v) == max(v)}
+    charts = [_svg_chart(x, y, metric_title(k), width, height, smooth) for k, (x, y) in series.items() if k not in const]
     note = (f"<div style='font-size:12px;color:#555'>constant: {html.escape(', '.join(f'{metric_title(k)} = {_fmt_tick(v)}' for k, v in const.items()))}</div>"
             if const else "")
     return (f"<div class='aligntune-curves' style='display:flex;flex-wrap:wrap;gap:6px'>{''.join(charts)}</div>{note}")

@@ -434,7 +434,7 @@ class _PanelListener(Callback):
     def __init__(self, panel): self.panel = panel
     def on_train_begin(self, trainer): self.panel._begin(trainer)
     def on_step(self, trainer, step): self.panel._on_step(step)
-    def on_log(self, trainer, step, metrics): self.panel._log(trainer, step)
+    def on_log(self, trainer, step, metrics): self.panel._log(trainer, step, metrics)
     def on_samples(self, trainer, step, rows): self.panel._new_samples = True
     def on_train_end(self, trainer, status, result): self.panel._end(trainer, status, result)
 
@@ -590,6 +590,7 @@ class TrainPanel:
         self.step, self.total, self.renders, self.draw_seconds, self._last_cost = 0, None, 0, 0.0, 0.0
         self._t_begin = self._last_draw = None
         self._stop_asked = self._ended = False
+        self._series, self._algorithm, self._samples_at = {}, None, 0.0   # the curves so far, kept from the log events (the folder is read at the end)
         self.progress.max, self.progress.value = 1, 0
         self.error_box.value, self.note.value = "", ""
         self.curves.value = "<i>the curves appear at the first logged step</i>"
@@ -635,6 +636,7 @@ class TrainPanel:
         self._reset()
         self._t_begin = time.perf_counter()
         self.step, self.total = trainer.global_step or 0, trainer.total_steps
+        self._algorithm = trainer.config.algorithm
         self.progress.max = self.total or 1
         self.status.value = f"step {self.step}/{self.total or '?'}"
         if self._training and not self.clicks_while_busy and threading.current_thread() is threading.main_thread():
@@ -643,16 +645,19 @@ class TrainPanel:
     def _on_step(self, step):
         self.step = int(step)
         if self._stop_asked and not self.stop_button.disabled: self._show_stopping()   # a click taken while the cell was busy
-    def _log(self, trainer, step):
+    def _log(self, trainer, step, metrics=None):
         if self._t_begin is None: self._begin(trainer)   # an engine that sends no train_begin
         self._on_step(step)
+        for k, v in (metrics or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                xs, ys = self._series.setdefault(k, ([], [])); xs.append(self.step); ys.append(float(v))
         if not self.total: self.total = trainer.total_steps; self.progress.max = self.total or 1
         if self.total: self.progress.value = min(self.step, self.total)
         el = time.perf_counter() - self._t_begin
         rate = el / self.step if self.step else 0.0
         eta = f" · ETA {_dur(rate * (self.total - self.step))}" if self.total and self.step else ""
         if not self._stop_asked: self.status.value = f"step {self.step}/{self.total or '?'} · {rate:.2f} s/step · {_dur(el)}{eta}"
-        if self.due(): self.refresh()
+        if self.due(): self.refresh(live=True)
     def _end(self, trainer, status, result):
         r = result or {}
         self._ended = True
@@ -669,15 +674,19 @@ class TrainPanel:
         if self._last_draw is None: return True
         since = time.perf_counter() - self._last_draw
         return since >= self.update_every and self._last_cost <= self.overhead * since
-    def refresh(self):
-        "Redraw the curves (and the samples when new ones arrived) from the run folder."
+    def refresh(self, live: bool = False):
+        "Redraw the curves (and the samples when new ones arrived): from the run folder, or `live` from the values logged so far (no file read)."
         with self._lock:
             t0 = time.perf_counter()
-            run = self.run
-            if run is None: return self
-            m = run.metrics
-            self.curves.value = curves_html(m, training_keys(m.columns, run.algorithm, self.max_panels) if len(m) else [])
-            if self._new_samples: self._new_samples = False; self.inspector.refresh()
+            if live and self._series:
+                self.curves.value = curves_html(self._series, training_keys(list(self._series), self._algorithm, self.max_panels))
+            else:
+                run = self.run
+                if run is None: return self
+                m = run.metrics
+                self.curves.value = curves_html(m, training_keys(m.columns, run.algorithm, self.max_panels) if len(m) else [])
+            if self._new_samples and (not live or time.perf_counter() - self._samples_at >= 15):   # the samples table: at most every 15 s while training
+                self._new_samples, self._samples_at = False, time.perf_counter(); self.inspector.refresh()
             self._last_cost = time.perf_counter() - t0
             self.renders += 1; self.draw_seconds += self._last_cost
             self._last_draw = time.perf_counter()
