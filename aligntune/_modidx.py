@@ -1396,4 +1396,5 @@ d = { 'settings': { 'branch': 'main',
                                    'aligntune.widgets.reward_names': ('nbs/widgets.html#reward_names', 'aligntune/widgets.py'),
                                    'aligntune.widgets.sample_frame': ('nbs/widgets.html#sample_frame', 'aligntune/widgets.py'),
                                    'aligntune.widgets.settings_fields': ('nbs/widgets.html#settings_fields', 'aligntune/widgets.py'),
-                                   'aligntune.widgets.show_figure': ('nbs/widgets.html#show_figure', 'aligntune/widgets.py')}}}
+                                   'aligntune.widgets.show_figure': ('nbs/widgets.html#show_figure', 'aligntune/widgets.py'),
+                                   'aligntune.widgets.show_panel': ('nbs/widgets.html#show_panel', 'aligntune/widgets.py')}}}

@@ -233,6 +233,7 @@ def _int_steps(ax):
 
 def plot_metrics(df, keys=None, title=None, algorithm=None, ncols=3, figsize=None, fig=None, smooth: float = 0.6):
     "A grid of metric curves against step (readable titles, the EMA over the faint raw curve); a matplotlib Figure, no pyplot state."
+    if smooth >= 1: smooth = 1 - 2 / (smooth + 1)   # a window of `smooth` steps, as the EMA of the same span
     keys = list(keys or (pick_keys(df.columns, algorithm) if len(df) else []))
     nrows, nc = _shape(len(keys), ncols)
     fig = _figure(fig, figsize or (4 * nc, 2.8 * nrows))

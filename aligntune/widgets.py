@@ -16,15 +16,22 @@ from .plots import (figure_png, plot_training, curves_html, training_keys, plot_
                              _as_run, _runs, _labels)
 
 # %% auto #0
-__all__ = ['FORM_FIELDS', 'ALL', 'EMPTY', 'show_figure', 'html_table', 'reward_names', 'settings_fields', 'preset_text',
-           'field_of_error', 'ConfigPanel', 'sample_frame', 'SampleInspector', 'clicks_while_busy', 'TrainPanel',
-           'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
+__all__ = ['FORM_FIELDS', 'ALL', 'EMPTY', 'show_panel', 'show_figure', 'html_table', 'reward_names', 'settings_fields',
+           'preset_text', 'field_of_error', 'ConfigPanel', 'sample_frame', 'SampleInspector', 'clicks_while_busy',
+           'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
 
 # %% ../nbs/08_widgets.ipynb #2010caa1
 def _W():
     "ipywidgets, imported on first use (importing this module needs no widgets)."
     import ipywidgets
     return ipywidgets
+
+def show_panel(panel):
+    "Display a panel's widget; the text that stands in for it where widgets do not render (GitHub, the docs) is the panel's repr."
+    from IPython.display import display
+    b = panel.widget._repr_mimebundle_() or {}
+    b["text/plain"] = f"{panel!r}: a live panel (run the notebook to use it)"
+    display(b, raw=True)
 
 def show_figure(image, fig, dpi: int = 72):
     "Put a Figure into an ipywidgets Image at its natural pixel size (no stretching)."
@@ -259,9 +266,7 @@ class ConfigPanel:
                 for n, wt in dict(v).items(): self.weights[n].value = wt
             elif k in self.fields: self.fields[k].value = _yaml_text(v) if self._kinds[k] == "yaml" else v
             else: raise ConfigError(f"ConfigPanel has no field {k!r}. Fields: algorithm, backend, rewards, {', '.join(self.fields)}.")
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self): return f"ConfigPanel(algorithm={self.algorithm.value!r}, error={self._error!r})"
 
 # %% ../nbs/08_widgets.ipynb #ae499bbe
@@ -417,9 +422,7 @@ class SampleInspector:
         shown = df[[c for c in cols if c in df.columns]].iloc[lo:lo + self.max_rows].copy()
         if "completion" in shown: shown["completion"] = [EMPTY if isinstance(c, str) and not c.strip() else c for c in shown["completion"]]
         self.table.value = html_table(shown, self.max_rows)
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self):
         r = self.run
         return f"SampleInspector({r.name if r else None!r}, steps={len(self.steps)}, rows={len(self._df)})"
@@ -693,10 +696,7 @@ class TrainPanel:
         return self
     def _show_config(self, cfg):
         self.config_view.value = f"<pre style='font-size:12px;max-height:420px;overflow:auto'>{_esc(cfg.to_yaml())}</pre>"
-    def _ipython_display_(self):
-        from IPython.display import display
-        self._displayed = True
-        display(self.widget)
+    def _ipython_display_(self): self._displayed = True; show_panel(self)
     def __repr__(self): return f"TrainPanel(step={self.step}, total={self.total}, status={(self.result or {}).get('status')!r})"
 
 def _dur(s) -> str:
@@ -727,6 +727,7 @@ class RunCompare:
     "Overlay the curves of runs of one algorithm (a menu picks which) and list the config keys that differ."
     def __init__(self, runs, keys=None, algorithm: str | None = None):
         W = _W()
+        if algorithm is None and isinstance(runs, (list, tuple)): algorithm = ALL   # runs named one by one: all of them
         self._src, self._keys, self._algorithm = runs, keys, algorithm
         self.algorithm_select = W.Dropdown(description="algorithm", layout=W.Layout(width="240px"))
         self.run_select = W.SelectMultiple(description="runs", rows=5, layout=W.Layout(width="420px"))
@@ -792,9 +793,7 @@ class RunCompare:
         d = self.diff
         self.diff_view.value = (html_table(d.reset_index(), wrap=120) if len(self.runs) > 1 else
                                 "<i>select two runs or more</i>" if self._all else "<i>no runs yet: press refresh after training</i>")
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self): return f"RunCompare({self.algorithm!r}, {_labels(self.runs)})"
 
 # %% ../nbs/08_widgets.ipynb #a6e801bf
@@ -828,9 +827,7 @@ class EvalView:
         self.ba_view.value = ("<b>before / after</b>" + html_table(ba)) if len(ba) else ""
         self.results_view.value = ("<b>results</b>" + html_table(res)) if len(res) else ("" if len(ba) else "<i>no eval.json yet</i>")
         return self
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self): return f"EvalView(comparisons={len(self.comparison)}, results={len(self.results)})"
 
 # %% ../nbs/08_widgets.ipynb #6bf23ea2
@@ -899,7 +896,5 @@ class RewardWorkbench:
         show_figure(self.plot, plot_reward_scores(self.scores))
         self.rows_view.value = "<b>rows by weighted total</b>" + html_table(ranked, max_rows=20)
         return self
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self): return f"RewardWorkbench(rows={len(self.rows)}, rewards={self.selected})"
