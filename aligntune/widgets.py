@@ -494,6 +494,7 @@ class TrainPanel:
         self.result = self.error = None
         self._thread, self._lock, self._new_samples, self._displayed = None, threading.Lock(), False, False
         self._training = self._stop_asked = self._ended = False
+        self._current = None   # the trainer of the run under way
         self.train_button = W.Button(description="Train", button_style="primary", icon="play", layout=W.Layout(width="130px"))
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True, layout=W.Layout(width="90px"))
         self.resume_button = W.Button(description="Resume", icon="step-forward", disabled=True, layout=W.Layout(width="110px"),
@@ -568,8 +569,10 @@ class TrainPanel:
         if not self._training: return
         self._stop_now(); self._show_stopping()
     def _stop_now(self):
-        "The Stop click's action, safe from any thread: a flag the engine reads after each step."
-        if self._training and self.trainer is not None: self.trainer.request_stop(); self._stop_asked = True
+        "The Stop click's action, safe from any thread: a flag the engine reads after each step (kept for the trainer while it is being built)."
+        if not self._training: return
+        self._stop_asked = True
+        if self._current is not None: self._current.request_stop()
     def _show_stopping(self):
         self.stop_button.disabled = True
         self.status.value = f"stopping after step {self.step + 1}…"
@@ -592,14 +595,14 @@ class TrainPanel:
         "A clean panel for a new run: no step, no curves, no error, no samples of the previous run."
         self.step, self.total, self.renders, self.draw_seconds, self._last_cost = 0, None, 0, 0.0, 0.0
         self._t_begin = self._last_draw = None
-        self._stop_asked = self._ended = False
+        self._ended = False
         self._series, self._algorithm, self._samples_at = {}, None, 0.0   # the curves so far, kept from the log events (the folder is read at the end)
         self.progress.max, self.progress.value = 1, 0
         self.error_box.value, self.note.value = "", ""
         self.curves.value = "<i>the curves appear at the first logged step</i>"
 
     def _run(self, reraise: bool, resume=None):
-        self.error, self.result = None, None
+        self.error, self.result, self._stop_asked, self._training = None, None, False, True
         self._reset(); self.inspector.bind(None)
         self.train_button.disabled, self.stop_button.disabled, self.resume_button.disabled = True, False, True
         self.status.value = "preparing (loading model and data)…"
@@ -609,10 +612,10 @@ class TrainPanel:
             with _ProgressBarsOff():
                 if resume or not _is_trainer(self.source): self.trainer = self._make_trainer(resume)
                 was_quiet = self.trainer.quiet
-                t = self.trainer; t.quiet = True     # the panel shows the progress, so the console stays silent
+                t = self._current = self.trainer; t.quiet = True     # the panel shows the progress, so the console stays silent
+                if self._stop_asked: t.request_stop()                # Stop pressed while the model was loading: one step, then stop
                 t.add_callback(self.listener)        # a listener is added once, however often this runs
                 self._show_config(t.config)
-                self._training = True
                 if blocking and not self.clicks_while_busy: self.note.value = f"<span style='font-size:12px;color:#555'>{_STOP_HINT}</span>"
                 self.result = t.train()
         except KeyboardInterrupt as e:   # a second interrupt: the trainer recorded the run as interrupted
@@ -626,7 +629,7 @@ class TrainPanel:
                                  else "<b style='color:#b00020'>failed</b> before training began")
             if reraise: raise
         finally:
-            self._training = False
+            self._training, self._current = False, None
             self.note.value = ""
             if t is not None: t.quiet = was_quiet
             self.train_button.disabled, self.stop_button.disabled = False, True
