@@ -18,11 +18,15 @@ __all__ = ['OTHER_PLOT_KEYS', 'EXTRA_KEYS', 'figure_png', 'save_figure', 'plot_k
            'plot_reward_scores']
 
 # %% ../nbs/09_plots.ipynb #71d2b8e4
-def figure_png(fig, dpi: int = 72) -> bytes:
-    "PNG bytes of a matplotlib Figure (no pyplot state)."
+def figure_png(fig, dpi: int = 72, colors: int | None = None) -> bytes:
+    "PNG bytes of a matplotlib Figure (no pyplot state); `colors`: a palette of that many colours, a third the bytes, for PNGs kept in notebooks."
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    if not colors: return buf.getvalue()
+    from PIL import Image
+    out = io.BytesIO()
+    Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(colors, method=Image.Quantize.MEDIANCUT).save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 def save_figure(fig, path, dpi=90):
     "Save a Figure as PNG atomically."

@@ -589,7 +589,7 @@ class TrainPanel:
         run = self.run
         if run is None or _kernel() is None or not len(run.metrics): return None
         from IPython.display import Image, display
-        img = Image(figure_png(plot_training(run.metrics, run.algorithm, self.max_panels, title=run.name, width=10), dpi=80))
+        img = Image(figure_png(plot_training(run.metrics, run.algorithm, self.max_panels, title=run.name, width=10), dpi=80, colors=32))
         display(img); return img
     def _reset(self):
         "A clean panel for a new run: no step, no curves, no error, no samples of the previous run."
