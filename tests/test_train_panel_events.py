@@ -60,6 +60,17 @@ def test_stop_button_stops_the_trainer_base(tmp_path):
     assert Run(tmp_path / "run").status["status"] == "stopped" and panel.status.value.startswith("<b>stopped</b> · step 2/50")
 
 
+def test_panel_names_the_kernel_stop_button_where_clicks_wait(tmp_path):
+    "Trained in the main thread without a kernel that takes clicks while a cell runs: the panel says to use the kernel's stop button."
+    t = _trainer(tmp_path / "run", steps=3)
+    panel, seen = TrainPanel(t), []
+    t.add_callback(type("Note", (Callback,), {"on_log": lambda self, tr, step, metrics: seen.append(panel.note.value)})())
+    assert panel.clicks_while_busy is False
+    panel.train()
+    assert len(seen) == 3 and all("press the kernel's ■ stop (interrupt) button" in s for s in seen), seen
+    assert panel.note.value == ""   # gone once the run ended
+
+
 def test_training_again_archives_the_earlier_record(tmp_path):
     panel = TrainPanel(lambda: _trainer(tmp_path / "run", steps=3))
     panel.train(); panel.train()
