@@ -33,11 +33,11 @@ def show_panel(panel):
     b["text/plain"] = f"{panel!r}: a live panel (run the notebook to use it)"
     display(b, raw=True)
 
-def show_figure(image, fig, dpi: int = 72):
-    "Put a Figure into an ipywidgets Image at its natural pixel size (no stretching)."
-    image.value = figure_png(fig, dpi)
+def show_figure(image, fig, dpi: int = 72, scale: int = 2):
+    "Put a Figure into an ipywidgets Image shown `dpi` pixels an inch, drawn `scale` times finer (sharp on high-density screens; it shrinks, never stretches, in a narrow cell)."
+    image.value = figure_png(fig, dpi * scale)
     image.layout.width = f"{int(fig.get_size_inches()[0] * dpi)}px"
-    image.layout.display = None
+    image.layout.max_width, image.layout.display = "100%", None
 
 def _esc(x, limit: int | None = None) -> str:
     s = "" if x is None else str(x)
