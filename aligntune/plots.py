@@ -186,7 +186,7 @@ def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400) -
     if len(x) > max_points:   # thin a long run evenly, the last point kept
         idx = list(range(0, len(x) - 1, math.ceil(len(x) / max_points))) + [len(x) - 1]
         x, y, sm = [x[i] for i in idx], [y[i] for i in idx], sm and [sm[i] for i in idx]
-    L, R, T, B = 50, 10, 22, 34
+    L, R, T, B = 62, 10, 22, 34   # room for tick labels like 0.000975 at 12 px
     w, h = width - L - R, height - T - B
     x0, x1 = min(x), max(x); y0, y1 = min(y), max(y)
     if y1 == y0: y0, y1 = y0 - (abs(y0) or 1) * 0.05, y1 + (abs(y1) or 1) * 0.05
