@@ -309,7 +309,7 @@ def _completion_length(run) -> int | None:
     except ConfigError: return None
 
 # %% ../nbs/08_widgets.ipynb #8c337890
-ALL = "\x00all"           # the "all" choice of the step and prompt menus (None would show an empty menu)
+ALL = "(all)"   # the "all" choice of the step, prompt and algorithm menus (None would show an empty menu)
 EMPTY = "⟨empty completion⟩"   # what the table shows for a completion with no text
 
 class SampleInspector:
@@ -797,7 +797,7 @@ class RunCompare:
         self.diff_view.value = (html_table(d.reset_index(), wrap=120) if len(self.runs) > 1 else
                                 "<i>select two runs or more</i>" if self._all else "<i>no runs yet: press refresh after training</i>")
     def _ipython_display_(self): show_panel(self)
-    def __repr__(self): return f"RunCompare({self.algorithm!r}, {_labels(self.runs)})"
+    def __repr__(self): return f"RunCompare({'all algorithms' if self.algorithm == ALL else self.algorithm!r}, {_labels(self.runs)})"
 
 # %% ../nbs/08_widgets.ipynb #a6e801bf
 class EvalView:
