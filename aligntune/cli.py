@@ -10,9 +10,9 @@ import argparse, os, sys, platform, importlib.util
 from importlib import metadata
 
 # %% auto #0
-__all__ = ['TESTED', 'KNOWN_BAD', 'COMMANDS', 'environment_report', 'doctor', 'command', 'cmd_doctor', 'number_arg',
-           'build_parser', 'main', 'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval', 'cmd_fit',
-           'cmd_export']
+__all__ = ['TESTED', 'KNOWN_BAD', 'COMMANDS', 'environment_report', 'runtime_advice', 'doctor', 'command', 'cmd_doctor',
+           'number_arg', 'build_parser', 'main', 'cmd_train', 'cmd_status', 'cmd_demo', 'cmd_rewards', 'cmd_eval',
+           'cmd_fit', 'cmd_export']
 
 # %% ../nbs/11_cli.ipynb #ef3dcc35
 TESTED = {  # package -> (lowest tested, highest tested); the pins CI uses are in .ci/constraints.txt
@@ -48,8 +48,21 @@ def environment_report() -> dict:
         from aligntune.models import hardware
         hw = hardware()
         import torch
-        rep["hardware"] = {**hw, "cuda": torch.version.cuda, "threads": torch.get_num_threads()}
+        rep["hardware"] = {**hw, "cuda": torch.version.cuda, "threads": torch.get_num_threads(), "gpus": torch.cuda.device_count()}
     return rep
+
+_NO_GPU = {"colab": "Runtime > Change runtime type > T4 GPU, then run the notebook again",
+           "kaggle": "Settings > Accelerator > GPU T4 x2 (and Internet on, or the aligntune wheel attached as a dataset)"}
+
+def runtime_advice(rep: dict) -> list:
+    "What a hosted notebook's runtime means for training: no GPU on Colab or Kaggle, or several GPUs."
+    hw, host, out = rep.get("hardware") or {}, rep.get("host"), []
+    if hw and hw.get("device") != "cuda" and host in _NO_GPU:
+        out.append(f"no GPU on this {host} runtime: {_NO_GPU[host]}; without one the tutorials train the tiny offline model on the CPU")
+    if hw.get("gpus", 1) > 1:
+        out.append(f"{hw['gpus']} GPUs: a notebook cell trains on the first; for all of them, `accelerate launch` a script, "
+                   "or accelerate.notebook_launcher")
+    return out
 
 def doctor(out=None) -> dict:
     "Print the environment report; returns it."
@@ -61,6 +74,7 @@ def doctor(out=None) -> dict:
     if hw:
         dev = f"{hw['device']}" + (f" ({hw['gpu']}, {hw['memory_gb']} GB, bf16={'yes' if hw['bf16'] else 'no'}, CUDA {hw['cuda']})" if hw["device"] == "cuda" else f" ({hw['threads']} threads)")
         p(f"  device    {dev}")
+        for line in runtime_advice(rep): p(f"  note      {line}")
     for name, r in rep["packages"].items():
         mark = {"ok": "ok", "missing": "not installed", "untested": f"outside the tested range {r['tested']}", "bad": "known bad"}[r["status"]]
         p(f"  {name:<12} {r['version'] or '-':<14} {mark}" + (f": {r['note']}" if r["note"] else ""))

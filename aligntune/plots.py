@@ -6,22 +6,27 @@ Docs: https://aligntune.github.io/aligntune/nbs/plots.html.md"""
 
 # %% ../nbs/09_plots.ipynb #8f0d3c71
 from __future__ import annotations
-import io, math, os
+import html, io, math, os
 from pathlib import Path
 from .config import ALGORITHMS
 from .runs import Run, list_runs
 
 # %% auto #0
 __all__ = ['OTHER_PLOT_KEYS', 'EXTRA_KEYS', 'figure_png', 'save_figure', 'plot_keys', 'pick_keys', 'training_keys',
-           'plot_metrics', 'mark_events', 'plot_training', 'plot_runs_keys', 'fork_point', 'plot_runs', 'eval_frames',
+           'metric_title', 'ema', 'constant_keys', 'nice_ticks', 'series_of', 'curves_html', 'plot_metrics',
+           'mark_events', 'plot_training', 'plot_runs_keys', 'fork_point', 'run_colors', 'plot_runs', 'eval_frames',
            'plot_eval', 'plot_reward_scores']
 
 # %% ../nbs/09_plots.ipynb #71d2b8e4
-def figure_png(fig, dpi: int = 72) -> bytes:
-    "PNG bytes of a matplotlib Figure (no pyplot state)."
+def figure_png(fig, dpi: int = 72, colors: int | None = None) -> bytes:
+    "PNG bytes of a matplotlib Figure (no pyplot state); `colors`: a palette of that many colours, a third the bytes, for PNGs kept in notebooks."
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    if not colors: return buf.getvalue()
+    from PIL import Image
+    out = io.BytesIO()
+    Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(colors, method=Image.Quantize.MEDIANCUT).save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 def save_figure(fig, path, dpi=90):
     "Save a Figure as PNG atomically."
@@ -53,9 +58,9 @@ def _shape(n: int, ncols: int) -> tuple:
     ncols = max(min(ncols, n), 1)
     return max(math.ceil(n / ncols), 1), ncols
 
-def _style(ax, title, size: int = 9):
-    "The look all panels share: a small title, small tick labels, a light grid."
-    ax.set_title(title, fontsize=size); ax.tick_params(labelsize=7); ax.grid(alpha=0.3)
+def _style(ax, title, size: int = 11):
+    "The look all panels share: a title, tick labels of 9 pt, a light grid."
+    ax.set_title(title, fontsize=size); ax.tick_params(labelsize=9); ax.grid(alpha=0.3)
 
 def _grid(fig, titles, ncols: int, empty: str = "nothing to plot") -> list:
     "One styled axes per title on a grid `ncols` wide; with no titles, a note in place of the plots (and no axes returned)."
@@ -101,6 +106,52 @@ def training_keys(columns, algorithm=None, max_panels: int = 8) -> list:
         if k in columns and k not in keys: keys.append(k)
     return keys
 
+# %% ../nbs/09_plots.ipynb #6fb2f8da
+_TITLES = {"loss": "loss", "reward": "reward (mean)", "reward_std": "reward spread (std)", "kl": "KL to the reference",
+           "objective/kl": "KL to the reference", "learning_rate": "learning rate", "grad_norm": "gradient norm",
+           "entropy": "entropy", "objective/entropy": "entropy", "mean_token_accuracy": "token accuracy",
+           "completions/mean_length": "completion length (tokens)", "completions/clipped_ratio": "truncated completions (share)",
+           "frac_reward_zero_std": "groups with equal rewards (share)", "rewards/chosen": "reward of chosen",
+           "rewards/rejected": "reward of rejected", "rewards/margins": "reward margin (chosen − rejected)",
+           "rewards/accuracies": "preference accuracy", "log_odds_ratio": "log odds ratio", "nll_loss": "NLL loss",
+           "objective/scores": "score", "objective/rlhf_reward": "RLHF reward (score − KL)", "loss/policy_avg": "policy loss",
+           "loss/value_avg": "value loss", "policy/clipfrac_avg": "clipped share (policy)", "accuracy": "accuracy", "margin": "margin"}
+
+def metric_title(key: str) -> str:
+    "A title a person reads for a logged metric key: 'rewards/exact_match/mean' -> 'reward: exact_match'."
+    if key in _TITLES: return _TITLES[key]
+    p = key.split("/")
+    if len(p) == 3 and p[0] == "rewards" and p[2] in ("mean", "std"): return f"reward{' spread' if p[2] == 'std' else ''}: {p[1]}"
+    return " ".join(x.replace("_", " ") for x in p)
+
+def ema(values, weight: float = 0.6) -> list:
+    "TensorBoard's smoothing: an exponential moving average, debiased at the start (`weight` 0: no smoothing)."
+    out, last = [], 0.0
+    for i, v in enumerate(values, 1):
+        last = last * weight + (1 - weight) * float(v)
+        out.append(last / (1 - weight ** i))
+    return out
+
+def constant_keys(df, keys) -> dict:
+    "The keys whose logged values never changed over three points or more, with their value (shown as a note instead of a panel)."
+    out = {}
+    for k in keys:
+        s = df[k].dropna() if k in df else []
+        if len(s) >= 3 and s.nunique() == 1: out[k] = s.iloc[0]
+    return out
+
+# %% ../nbs/09_plots.ipynb #0a43b338
+def nice_ticks(lo: float, hi: float, n: int = 4, integer: bool = False) -> list:
+    "About `n` round tick values covering [lo, hi]; whole numbers only when `integer`."
+    if not (math.isfinite(lo) and math.isfinite(hi)): return []
+    if hi <= lo: return [lo]
+    raw = (hi - lo) / max(n - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min(((1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)), key=lambda m: abs(m * mag - raw)) * mag
+    if integer: step = max(int(round(step)), 1)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
 # %% ../nbs/09_plots.ipynb #7f2c9a15
 def _demo_run(path, algorithm="grpo", lr=1e-4, steps=6, seed=0):
     "A small synthetic run record (config, metrics, samples) for examples and tests."
@@ -122,19 +173,83 @@ def _demo_run(path, algorithm="grpo", lr=1e-4, steps=6, seed=0):
     w.update_status(status="finished", global_step=steps); w.close()
     return Run(path)
 
+# %% ../nbs/09_plots.ipynb #c30ac160
+_BLUE = "#1f77b4"
+
+def _fmt_tick(v) -> str:
+    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2g}"
+
+def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400) -> str:
+    "One chart: title, value ticks, whole-step ticks labelled 'step', the raw curve faint and its EMA over it (at most `max_points` drawn)."
+    smoothed = smooth and len(y) >= 10
+    sm = ema(y, smooth) if smoothed else None
+    if len(x) > max_points:   # thin a long run evenly, the last point kept
+        idx = list(range(0, len(x) - 1, math.ceil(len(x) / max_points))) + [len(x) - 1]
+        x, y, sm = [x[i] for i in idx], [y[i] for i in idx], sm and [sm[i] for i in idx]
+    L, R, T, B = 62, 10, 22, 34   # room for tick labels like 0.000975 at 12 px
+    w, h = width - L - R, height - T - B
+    x0, x1 = min(x), max(x); y0, y1 = min(y), max(y)
+    if y1 == y0: y0, y1 = y0 - (abs(y0) or 1) * 0.05, y1 + (abs(y1) or 1) * 0.05
+    pad = (y1 - y0) * 0.06; y0, y1 = y0 - pad, y1 + pad
+    px = lambda v: L + (w * (v - x0) / (x1 - x0) if x1 > x0 else w / 2)
+    py = lambda v: T + h - h * (v - y0) / (y1 - y0)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+           f'style="font-family:sans-serif;background:#fff">',
+           f'<text x="{L + w / 2:.1f}" y="15" text-anchor="middle" font-size="13" font-weight="600">{html.escape(title)}</text>',
+           f'<rect x="{L}" y="{T}" width="{w}" height="{h}" fill="none" stroke="#bbb"/>']
+    for t in nice_ticks(y0, y1, 4):
+        out.append(f'<line x1="{L}" x2="{L + w}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="#eee"/>'
+                   f'<text x="{L - 4}" y="{py(t) + 4:.1f}" text-anchor="end" font-size="12" fill="#333">{_fmt_tick(t)}</text>')
+    for t in nice_ticks(x0, x1, 5, integer=True):
+        out.append(f'<text x="{px(t):.1f}" y="{T + h + 14}" text-anchor="middle" font-size="12" fill="#333">{t}</text>')
+    out.append(f'<text x="{L + w / 2:.1f}" y="{height - 4}" text-anchor="middle" font-size="12" fill="#555">step</text>')
+    pts = lambda ys: " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, ys))
+    out.append(f'<polyline points="{pts(y)}" fill="none" stroke="{_BLUE}" stroke-width="1.2" stroke-opacity="{0.3 if smoothed else 1}"/>')
+    if smoothed: out.append(f'<polyline points="{pts(sm)}" fill="none" stroke="{_BLUE}" stroke-width="2"/>')
+    if len(x) < 30: out += [f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.2" fill="{_BLUE}"/>' for a, b in zip(x, y)]
+    return "".join(out) + "</svg>"
+
+def series_of(data, keys) -> dict:
+    "{key: (steps, values)} of the `keys` logged, NaNs left out; `data` is a metrics DataFrame or already such a dict."
+    if isinstance(data, dict): return {k: data[k] for k in keys if k in data and len(data[k][0])}
+    out = {}
+    for k in keys:
+        if data is not None and k in data:
+            s = data[["step", k]].dropna()
+            if len(s): out[k] = (s["step"].astype(float).tolist(), s[k].astype(float).tolist())
+    return out
+
+def curves_html(data, keys, width: int = 270, height: int = 180, smooth: float = 0.6) -> str:
+    "Small SVG charts of `keys` against step that wrap when narrow, and a note of the constant ones; HTML text. `data`: as `series_of` takes it."
+    series = series_of(data, keys or [])
+    if not series: return "<i>the curves appear at the first logged step</i>"
+    const = {k: v[0] for k, (_, v) in series.items() if len(v) >= 3 and min(v) == max(v)}
+    charts = [_svg_chart(x, y, metric_title(k), width, height, smooth) for k, (x, y) in series.items() if k not in const]
+    note = (f"<div style='font-size:12px;color:#555'>constant: {html.escape(', '.join(f'{metric_title(k)} = {_fmt_tick(v)}' for k, v in const.items()))}</div>"
+            if const else "")
+    return (f"<div class='aligntune-curves' style='display:flex;flex-wrap:wrap;gap:6px'>{''.join(charts)}</div>{note}")
+
 # %% ../nbs/09_plots.ipynb #b5e2a7c9
-def plot_metrics(df, keys=None, title=None, algorithm=None, ncols=3, figsize=None, fig=None, smooth: int = 0):
-    "A grid of metric curves against step; returns a matplotlib Figure (no pyplot state, safe without a display)."
+def _int_steps(ax):
+    "Whole numbers on the step axis, labelled."
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5)); ax.set_xlabel("step", fontsize=9)
+
+def plot_metrics(df, keys=None, title=None, algorithm=None, ncols=3, figsize=None, fig=None, smooth: float = 0.6):
+    "A grid of metric curves against step (readable titles, the EMA over the faint raw curve); a matplotlib Figure, no pyplot state."
+    if smooth >= 1: smooth = 1 - 2 / (smooth + 1)   # a window of `smooth` steps, as the EMA of the same span
     keys = list(keys or (pick_keys(df.columns, algorithm) if len(df) else []))
     nrows, nc = _shape(len(keys), ncols)
-    fig = _figure(fig, figsize or (4 * nc, 2.6 * nrows))
-    for ax, k in zip(_grid(fig, keys, nc, "no metrics yet"), keys):
+    fig = _figure(fig, figsize or (4 * nc, 2.8 * nrows))
+    for ax, k in zip(_grid(fig, [metric_title(k) for k in keys], nc, "no metrics yet"), keys):
         s = df[["step", k]].dropna() if k in df else None
+        _int_steps(ax)
         if s is not None and len(s):
-            y = s[k].astype(float)
-            ax.plot(s["step"], y, lw=1, alpha=0.45 if smooth else 1)
-            if smooth and len(y) > smooth: ax.plot(s["step"], y.rolling(smooth, min_periods=1).mean(), lw=1.6)
-    if title: fig.suptitle(title, fontsize=10)
+            y = s[k].astype(float).tolist()
+            smoothed = smooth and len(y) >= 10
+            ax.plot(s["step"], y, lw=1, color=_BLUE, alpha=0.3 if smoothed else 1, marker="o" if len(y) < 30 else "", ms=2.5)
+            if smoothed: ax.plot(s["step"], ema(y, smooth), lw=1.8, color=_BLUE)
+    if title: fig.suptitle(title, fontsize=11)
     return fig
 
 # %% ../nbs/09_plots.ipynb #c0de7f4a
@@ -152,20 +267,15 @@ def mark_events(fig, events):
     return fig
 
 # %% ../nbs/09_plots.ipynb #4a9f2e1b
-def plot_training(df, algorithm=None, max_panels: int = 8, fig=None, title=None):
-    "A fixed-size grid (4 columns) of the run's curves against step; a matplotlib Figure. Redrawing into the same `fig` reuses its axes."
+def plot_training(df, algorithm=None, max_panels: int = 8, fig=None, title=None, width: float = 12):
+    "The run's curves, four panels a row, `width` inches wide; constant series are named under the title instead of drawn. A matplotlib Figure."
     keys = training_keys(df.columns, algorithm, max_panels) if len(df) else []
-    if fig is None: fig = _figure(None, (12, 4.4), layout=None)
-    if keys and getattr(fig, "_aligntune_keys", None) == keys and all(len(ax.lines) == 1 for ax in fig.axes):
-        for ax, k in zip(fig.axes, keys):   # same curves as last time: move the data, keep the axes
-            s = df[["step", k]].dropna()
-            ax.lines[0].set_data(s["step"], s[k].astype(float)); ax.relim(); ax.autoscale_view()
-    else:
-        plot_metrics(df, keys=keys, algorithm=algorithm, ncols=4, fig=fig, title=title)
-        fig.subplots_adjust(left=0.05, right=0.99, top=0.88 if title else 0.93, bottom=0.08, wspace=0.32, hspace=0.55)
-        fig._aligntune_keys = keys
-    for ax in fig.axes:
-        for line in ax.lines: line.set_marker("o" if len(line.get_xdata()) < 30 else ""); line.set_markersize(2.5)
+    const = constant_keys(df, keys)
+    keys = [k for k in keys if k not in const]
+    nrows, nc = _shape(len(keys), 4)
+    fig = plot_metrics(df, keys=keys, algorithm=algorithm, ncols=4, fig=fig, figsize=(width, 2.8 * nrows + (0.5 if title or const else 0)))
+    note = "constant: " + ", ".join(f"{metric_title(k)} = {_fmt_tick(v)}" for k, v in const.items()) if const else ""
+    if title or note: fig.suptitle("\n".join(x for x in (title, note) if x), fontsize=10)
     return fig
 
 # %% ../nbs/09_plots.ipynb #2f8e6b14
@@ -201,25 +311,38 @@ def fork_point(run):
     p = (run.status or {}).get("parent")
     return (Path(p["run"]).name, int(p["step"])) if isinstance(p, dict) and p.get("step") is not None else None
 
+def run_colors(n: int) -> list:
+    "One colour per run, the same in every panel (matplotlib's tab10, then tab20)."
+    from matplotlib import colormaps
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
 def plot_runs(runs, keys=None, ncols: int = 3, fig=None, max_panels: int = 6, title=None):
-    "The runs' curves overlaid, one panel per metric and one line per run; a matplotlib Figure."
+    "The runs' curves overlaid, one panel per metric, one colour per run in every panel and one legend; a matplotlib Figure."
     runs = _runs(runs)
     keys = list(keys) if keys else plot_runs_keys(runs, max_panels)
     frames, labels = [r.metrics for r in runs], _labels(runs)
     forks = [fork_point(r) for r in runs]
     labels = [lab if f is None else f"{lab} (fork of {f[0]} at step {f[1]})" for lab, f in zip(labels, forks)]
+    colors = run_colors(len(runs))
     nrows, nc = _shape(len(keys), ncols)
-    fig = _figure(fig, (4 * nc, 2.6 * nrows), layout=None)
-    for i, (ax, k) in enumerate(zip(_grid(fig, keys, nc, "no metrics to compare"), keys)):
-        for lab, m, f in zip(labels, frames, forks):
+    fig = _figure(fig, (4 * nc, 2.8 * nrows + 0.3 * math.ceil(len(runs) / 3)), layout=None)
+    handles = {}
+    for ax, k in zip(_grid(fig, [metric_title(k) for k in keys], nc, "no metrics to compare"), keys):
+        _int_steps(ax)
+        for lab, m, f, c in zip(labels, frames, forks, colors):
             s = m[["step", k]].dropna() if k in m else None
             if s is None or not len(s): continue
             off = f[1] if f else 0   # a fork's steps continue from its parent's checkpoint
-            line, = ax.plot(s["step"] + off, s[k].astype(float), lw=1.2, label=lab)
-            if f: ax.axvline(off, color=line.get_color(), ls=":", lw=1)
-        if i == 0 and ax.lines: ax.legend(fontsize=7)
-    if title: fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.88 if title else 0.92, bottom=0.1, wspace=0.3, hspace=0.55)
+            handles[lab], = ax.plot(s["step"] + off, s[k].astype(float), lw=1.4, color=c, label=lab)
+            if f: ax.axvline(off, color=c, ls=":", lw=1)
+    legend_rows = math.ceil(len(handles) / 3)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 3), fontsize=9, frameon=False)
+    if title: fig.suptitle(title, fontsize=11)
+    h = fig.get_size_inches()[1]
+    fig.subplots_adjust(left=0.07, right=0.98, top=1 - (0.5 if title else 0.3) / h, bottom=(0.45 + 0.25 * legend_rows) / h,
+                        wspace=0.3, hspace=0.7)
     return fig
 
 # %% ../nbs/09_plots.ipynb #5e7d3b09

@@ -12,12 +12,13 @@ from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, con
                               get_algorithm, _to_dict, _yaml_load, ALGORITHMS, BACKENDS)
 from .runs import describe_source, redacted_yaml
 from .callbacks import Callback
-from .plots import (figure_png, plot_training, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
+from .plots import (figure_png, plot_training, curves_html, training_keys, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
                              _as_run, _runs, _labels)
 
 # %% auto #0
-__all__ = ['FORM_FIELDS', 'show_figure', 'html_table', 'reward_names', 'settings_fields', 'preset_text', 'ConfigPanel',
-           'sample_frame', 'SampleInspector', 'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
+__all__ = ['FORM_FIELDS', 'ALL', 'EMPTY', 'show_panel', 'show_figure', 'html_table', 'reward_names', 'settings_fields',
+           'preset_text', 'field_of_error', 'ConfigPanel', 'sample_frame', 'SampleInspector', 'clicks_while_busy',
+           'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
 
 # %% ../nbs/08_widgets.ipynb #2010caa1
 def _W():
@@ -25,11 +26,18 @@ def _W():
     import ipywidgets
     return ipywidgets
 
-def show_figure(image, fig, dpi: int = 72):
-    "Put a Figure into an ipywidgets Image at its natural pixel size (no stretching)."
-    image.value = figure_png(fig, dpi)
+def show_panel(panel):
+    "Display a panel's widget; the text that stands in for it where widgets do not render (GitHub, the docs) is the panel's repr."
+    from IPython.display import display
+    b = panel.widget._repr_mimebundle_() or {}
+    b["text/plain"] = f"{panel!r}: a live panel (run the notebook to use it)"
+    display(b, raw=True)
+
+def show_figure(image, fig, dpi: int = 72, scale: int = 2):
+    "Put a Figure into an ipywidgets Image shown `dpi` pixels an inch, drawn `scale` times finer (sharp on high-density screens; it shrinks, never stretches, in a narrow cell)."
+    image.value = figure_png(fig, dpi * scale)
     image.layout.width = f"{int(fig.get_size_inches()[0] * dpi)}px"
-    image.layout.display = None
+    image.layout.max_width, image.layout.display = "100%", None
 
 def _esc(x, limit: int | None = None) -> str:
     s = "" if x is None else str(x)
@@ -112,6 +120,12 @@ def _yaml_text(v) -> str:
 # %% ../nbs/08_widgets.ipynb #ac1b37fd
 _STY, _WIDE = {"description_width": "200px"}, "470px"   # room for the longest field name (mask truncated completions)
 
+def field_of_error(message: str, keys) -> str | None:
+    "The dotted key a ConfigError message is about: the first of `keys` it names (the one it starts with first)."
+    import re
+    hits = [(m.start(), k) for k in keys for m in [re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", message or "")] if m]
+    return min(hits)[1] if hits else None
+
 class ConfigPanel:
     "A form for a run's config: model, data, algorithm (with its preset), backend, the algorithm's settings, rewards with weights."
     def __init__(self, config=None, rewards: list | None = None):
@@ -123,13 +137,13 @@ class ConfigPanel:
                                     description="algorithm", style=_STY, layout=W.Layout(width=_WIDE))
         self.backend = W.Dropdown(options=list(BACKENDS), value=base.backend.backend, description="backend", style=_STY, layout=W.Layout(width=_WIDE))
         self.preset = W.HTML()
-        self.fields, self._kinds, self._kept, self.groups, self._group_keys = {}, {}, {}, {}, {}
+        self.fields, self.notes, self._kinds, self._kept, self.groups, self._group_keys = {}, {}, {}, {}, {}, {}
         for key, (kind, label) in FORM_FIELDS.items(): self._add_control(key, kind, label)
         for g in dict.fromkeys(a.settings for a in ALGORITHMS.values()):   # each settings group once (the GRPO family shares one)
             fs = settings_fields(g)
             for key, (kind, label) in fs.items(): self._add_control(key, kind, label)
             self._group_keys[g] = list(fs)
-            self.groups[g] = W.VBox([W.HTML(f"<b>{g}</b> settings")] + [self.fields[k] for k in fs])
+            self.groups[g] = W.VBox([W.HTML(f"<b>{g}</b> settings")] + [w for k in fs for w in (self.fields[k], self.notes[k])])
         names = list(rewards) if rewards is not None else reward_names()
         given = [r["name"] for r in self._base.get("rewards", [])]
         self._reward_params = {r["name"]: r.get("params", {}) for r in self._base.get("rewards", [])}
@@ -140,9 +154,10 @@ class ConfigPanel:
         self.weight_box, self._observed = W.VBox(), set()
         self.error_box, self.yaml_view = W.HTML(), W.HTML()
         self.rewards_box = W.VBox([self.reward_select, self.weight_box])
-        left = W.VBox([self.algorithm, self.preset, self.backend] + [self.fields[k] for k in FORM_FIELDS] + list(self.groups.values()) + [self.rewards_box])
-        self.widget = W.VBox([W.HBox([left, W.VBox([W.HTML("<b>config.yaml</b>"), self.yaml_view], layout=W.Layout(margin="0 0 0 16px"))]),
-                              self.error_box])
+        left = W.VBox([self.algorithm, self.preset, self.backend, self.error_box] + [w for k in FORM_FIELDS for w in (self.fields[k], self.notes[k])]
+                      + list(self.groups.values()) + [self.rewards_box])
+        self.widget = W.HBox([left, W.VBox([W.HTML("<b>config.yaml</b>"), self.yaml_view], layout=W.Layout(margin="0 0 0 16px"))],
+                             layout=W.Layout(flex_flow="row wrap"))
         self.widget.add_class("aligntune-config-panel")
         for w in [self.algorithm, self.backend, self.reward_select, *self.fields.values()]: w.observe(self._changed, names="value")
         self._sync_rewards(); self._changed()
@@ -160,6 +175,7 @@ class ConfigPanel:
             if not isinstance(v, (str, type(None))): self._kept[key] = (shown, v)   # an in-memory dataset or model
             w = W.Text(value=shown, description=label, style=_STY, layout=lay)
         self.fields[key], self._kinds[key] = w, kind
+        self.notes[key] = W.HTML(layout=W.Layout(display="none", margin="0 0 4px 204px", max_width="470px"))   # the field's error, under it
 
     # handlers
     def _sync_rewards(self):
@@ -186,11 +202,19 @@ class ConfigPanel:
             self._error, self._warnings = None, [str(w.message) for w in ws if issubclass(w.category, ConfigWarning)]
         except ConfigError as e:
             self._error, self._warnings = str(e), []
-        if self._error:
-            self.error_box.value = f"<div class='aligntune-error' style='color:#b00020'><b>ConfigError:</b> {_esc(self._error)}</div>"
+        self.error_field = field_of_error(self._error, [k for k in self.shown]) if self._error else None
+        box = f"<div class='aligntune-error' style='color:#b00020;font-size:12px'><b>ConfigError:</b> {_esc(self._error)}</div>" if self._error else ""
+        for k, note in self.notes.items():
+            note.value = box if k == self.error_field else ""
+            note.layout.display = None if k == self.error_field else "none"
+        if self._error:   # the message under its field; at the top when it names no field on show
+            self.error_box.value = "" if self.error_field else box
+            self.yaml_view.value = (f"<div class='aligntune-stale' style='color:#b00020;font-size:12px'>out of date: the form has an error "
+                                    f"({_esc(self.error_field or 'see above')}); this is the last valid config</div>"
+                                    f"<pre style='font-size:12px;max-height:420px;overflow:auto;margin:0;opacity:0.45'>{_esc(redacted_yaml(self._config))}</pre>")
         else:
-            self.error_box.value = "".join(f"<div style='color:#8a5a00'>warning: {_esc(w)}</div>" for w in self._warnings)
-            self.yaml_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto;margin:0'>{_esc(redacted_yaml(self._config))}</pre>"
+            self.error_box.value = "".join(f"<div style='color:#8a5a00;font-size:12px'>warning: {_esc(w)}</div>" for w in self._warnings)
+            self.yaml_view.value = f"<pre style='font-size:12px;max-height:420px;overflow:auto;margin:0'>{_esc(redacted_yaml(self._config))}</pre>"
 
     # accessors
     def _value(self, key):
@@ -242,9 +266,7 @@ class ConfigPanel:
                 for n, wt in dict(v).items(): self.weights[n].value = wt
             elif k in self.fields: self.fields[k].value = _yaml_text(v) if self._kinds[k] == "yaml" else v
             else: raise ConfigError(f"ConfigPanel has no field {k!r}. Fields: algorithm, backend, rewards, {', '.join(self.fields)}.")
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self): return f"ConfigPanel(algorithm={self.algorithm.value!r}, error={self._error!r})"
 
 # %% ../nbs/08_widgets.ipynb #ae499bbe
@@ -287,26 +309,34 @@ def _completion_length(run) -> int | None:
     except ConfigError: return None
 
 # %% ../nbs/08_widgets.ipynb #8c337890
+ALL = "(all)"   # the "all" choice of the step, prompt and algorithm menus (None would show an empty menu)
+EMPTY = "⟨empty completion⟩"   # what the table shows for a completion with no text
+
 class SampleInspector:
     "Browse sampled completions by step and prompt, with per-reward scores, advantage and problem filters."
     def __init__(self, run=None, max_rows: int = 40, tokenizer=None):
         W = _W()
-        self.max_rows, self.tokenizer = max_rows, tokenizer
+        self.max_rows, self.tokenizer, self.page, self._all_chosen, self._refreshing = max_rows, tokenizer, 0, False, False
         self._src, self._df = run, None
         sty = {"description_width": "60px"}
-        self.step_select = W.Dropdown(options=[("all", None)], value=None, description="step", style=sty, layout=W.Layout(width="160px"))
-        self.prompt_select = W.Dropdown(options=[("all", None)], value=None, description="prompt", style=sty, layout=W.Layout(width="420px"))
+        self.step_select = W.Dropdown(options=[("all", ALL)], value=ALL, description="step", style=sty, layout=W.Layout(width="160px"))
+        self.prompt_select = W.Dropdown(options=[("all", ALL)], value=ALL, description="prompt", style=sty, layout=W.Layout(width="420px"))
         self.zero_reward = W.Checkbox(value=False, description="reward = 0", indent=False, layout=W.Layout(width="110px"))
         self.flat_group = W.Checkbox(value=False, description="zero-variance groups", indent=False, layout=W.Layout(width="170px"))
         self.truncated = W.Checkbox(value=False, description="truncated", indent=False, layout=W.Layout(width="100px"))
         self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="100px"))
         self.summary, self.table = W.HTML(), W.HTML()
+        self.prev_button = W.Button(description="previous", icon="chevron-left", layout=W.Layout(width="110px"))
+        self.next_button = W.Button(description="next", icon="chevron-right", layout=W.Layout(width="90px"))
+        self.page_label = W.HTML()
+        self.pager = W.HBox([self.prev_button, self.page_label, self.next_button])
         self.widget = W.VBox([W.HBox([self.step_select, self.prompt_select, self.refresh_button]),
-                              W.HBox([self.zero_reward, self.flat_group, self.truncated]), self.summary, self.table])
+                              W.HBox([self.zero_reward, self.flat_group, self.truncated]), self.summary, self.table, self.pager])
         self.widget.add_class("aligntune-sample-inspector")
         self.step_select.observe(self._step_changed, names="value")
         for w in (self.prompt_select, self.zero_reward, self.flat_group, self.truncated): w.observe(self._show, names="value")
         self.refresh_button.on_click(lambda b: self.refresh())
+        self.prev_button.on_click(lambda b: self.go(self.page - 1)); self.next_button.on_click(lambda b: self.go(self.page + 1))
         self.refresh()
 
     def bind(self, run):
@@ -336,36 +366,51 @@ class SampleInspector:
                 tok = self._tokenizer(run, max_len)
                 if tok is not None: self._df = sample_frame(raw, m, max_len, tok)
         steps = sorted(int(s) for s in self._df["step"].unique()) if len(self._df) else []
-        keep = self.step_select.value
-        self.step_select.options = [("all", None)] + [(str(s), s) for s in steps]
-        self.step_select.value = keep if keep in steps else (steps[-1] if steps else None)
+        keep, self._refreshing = self.step_select.value, True
+        try:
+            self.step_select.options = [("all", ALL)] + [(str(s), s) for s in steps]
+            self.step_select.value = keep if keep in steps or (keep == ALL and self._all_chosen) else (steps[-1] if steps else ALL)
+        finally: self._refreshing = False
         self._step_changed(); return self
     def _step_changed(self, change=None):
-        df = self._df if self.step_select.value is None else self._df[self._df["step"] == self.step_select.value]
+        if change is not None and self._refreshing: return
+        if change is not None: self._all_chosen = change["new"] == ALL   # a person chose "all": a refresh keeps it
+        df = self._df if self.step_select.value == ALL else self._df[self._df["step"] == self.step_select.value]
         prompts = list(dict.fromkeys(df["prompt"])) if len(df) else []
         keep = self.prompt_select.value
-        self.prompt_select.options = [("all", None)] + [(_short(p), p) for p in prompts]
-        self.prompt_select.value = keep if keep in prompts else None
+        self.prompt_select.options = [("all", ALL)] + [(_short(p), p) for p in prompts]
+        self.prompt_select.value = keep if keep in prompts else ALL
         self._show()
 
     @property
-    def steps(self) -> list: return [v for _, v in self.step_select.options if v is not None]
+    def steps(self) -> list: return [v for _, v in self.step_select.options if v != ALL]
     @property
     def frame(self):
         "The rows the current step, prompt and filters select (a DataFrame with every column)."
         df = self._df
         if not len(df): return df
-        if self.step_select.value is not None: df = df[df["step"] == self.step_select.value]
-        if self.prompt_select.value is not None: df = df[df["prompt"] == self.prompt_select.value]
+        if self.step_select.value != ALL: df = df[df["step"] == self.step_select.value]
+        if self.prompt_select.value != ALL: df = df[df["prompt"] == self.prompt_select.value]
         if self.zero_reward.value: df = df[df["zero_reward"]]
         if self.flat_group.value: df = df[df["flat_group"]]
         if self.truncated.value: df = df[df["truncated"].map(lambda v: v is True)]
         return df
     @property
     def rows(self) -> list: return self.frame.to_dict("records")
-    def _show(self, change=None):
+    @property
+    def pages(self) -> int: return max(math.ceil(len(self.frame) / self.max_rows), 1)
+    def go(self, page: int):
+        "Show page `page` (from 0) of the selected rows, `max_rows` a page."
+        self.page = min(max(int(page), 0), self.pages - 1); self._show(keep_page=True); return self
+    def _show(self, change=None, keep_page: bool = False):
         df, allrows = self.frame, self._df
-        if self.step_select.value is not None and len(allrows): allrows = allrows[allrows["step"] == self.step_select.value]
+        if not keep_page: self.page = 0   # a new selection starts at its first page
+        if self.step_select.value != ALL and len(allrows): allrows = allrows[allrows["step"] == self.step_select.value]
+        pages = max(math.ceil(len(df) / self.max_rows), 1)
+        self.pager.layout.display = None if pages > 1 else "none"
+        self.prev_button.disabled, self.next_button.disabled = self.page == 0, self.page >= pages - 1
+        lo = self.page * self.max_rows
+        self.page_label.value = f"<span style='font-size:12px;padding:0 8px'>rows {lo + 1}–{min(lo + self.max_rows, len(df))} of {len(df)} · page {self.page + 1} of {pages}</span>"
         if not len(self._df):
             self.summary.value = "<i>no samples yet (RL runs save them at each logging step)</i>"; self.table.value = ""; return
         n = len(allrows)
@@ -374,10 +419,10 @@ class SampleInspector:
                               f"in zero-variance groups: {int(allrows['flat_group'].sum())} · truncated: "
                               f"{int(allrows['truncated'].map(lambda v: v is True).sum())}{f' ({unknown} unknown)' if unknown else ''}</span>")
         cols = ["step", "group", "prompt", "completion"] + [c for c in df.columns if c.startswith("r:")] + ["reward", "advantage", "truncated"]
-        self.table.value = html_table(df[[c for c in cols if c in df.columns]], self.max_rows)
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+        shown = df[[c for c in cols if c in df.columns]].iloc[lo:lo + self.max_rows].copy()
+        if "completion" in shown: shown["completion"] = [EMPTY if isinstance(c, str) and not c.strip() else c for c in shown["completion"]]
+        self.table.value = html_table(shown, self.max_rows)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self):
         r = self.run
         return f"SampleInspector({r.name if r else None!r}, steps={len(self.steps)}, rows={len(self._df)})"
@@ -391,43 +436,84 @@ class _PanelListener(Callback):
     "What a TrainPanel hears from its trainer: the training events, nothing of the engine."
     def __init__(self, panel): self.panel = panel
     def on_train_begin(self, trainer): self.panel._begin(trainer)
-    def on_step(self, trainer, step): self.panel.step = int(step)
-    def on_log(self, trainer, step, metrics): self.panel._log(trainer, step)
+    def on_step(self, trainer, step): self.panel._on_step(step)
+    def on_log(self, trainer, step, metrics): self.panel._log(trainer, step, metrics)
     def on_samples(self, trainer, step, rows): self.panel._new_samples = True
     def on_train_end(self, trainer, status, result): self.panel._end(trainer, status, result)
 
+# %% ../nbs/08_widgets.ipynb #2125dc16
+def _kernel():
+    "The running IPython kernel, or None (plain Python, a test, a terminal IPython)."
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+    except ImportError: return None
+    return getattr(ip, "kernel", None) if ip is not None else None
+
+def _is_click(data) -> bool:
+    return isinstance(data, dict) and data.get("method") == "custom" and (data.get("content") or {}).get("event") == "click"
+
+def clicks_while_busy(button, action) -> bool:
+    "Call `action()` the moment `button` is clicked, even while a cell runs (True), where the kernel allows it; False where clicks wait for the cell."
+    comm, k = getattr(button, "comm", None), _kernel()
+    if comm is None or k is None or getattr(k, "shell_channel_thread", None) is None or not callable(getattr(comm, "_reply_subshell_for", None)):
+        return False
+    route = comm._reply_subshell_for
+    def _route(data, default):
+        if _is_click(data): action()
+        return route(data, default)   # the message then goes on to the button's own handlers, after the cell
+    comm._reply_subshell_for = _route
+    return True
+
 # %% ../nbs/08_widgets.ipynb #6749ce84
+_STOP_HINT = ("Clicks reach this kernel only between cells: to stop now, press the kernel's ■ stop (interrupt) button; "
+              "the run finishes its step, saves the model and ends as <b>interrupted</b>.")
+
+class _ProgressBarsOff:
+    "The datasets and transformers progress bars off while a panel shows the progress (restored afterwards)."
+    def __enter__(self):
+        self._undo = []
+        try:
+            import datasets, transformers
+            if datasets.is_progress_bar_enabled(): datasets.disable_progress_bars(); self._undo.append(datasets.enable_progress_bars)
+            tl = transformers.utils.logging
+            if tl.is_progress_bar_enabled(): tl.disable_progress_bar(); self._undo.append(tl.enable_progress_bar)
+        except ImportError: pass
+        return self
+    def __exit__(self, *exc):
+        for f in self._undo: f()
+
 class TrainPanel:
-    "Live training in a cell: progress and ETA, curves updated in place, sampled completions, Stop; drawn from the Run folder."
-    def __init__(self, source=None, update_every: float = 1.0, overhead: float = 0.02, max_panels: int = 8, **trainer_kw):
+    "Live training in a cell: progress and ETA, curves redrawn every few seconds, sampled completions, Stop; drawn from the Run folder."
+    def __init__(self, source=None, update_every: float = 2.5, overhead: float = 0.02, max_panels: int = 8, picture: bool = True, **trainer_kw):
         W = _W()
-        self.source, self.trainer_kw = source, trainer_kw
+        self.source, self.trainer_kw, self.picture = source, trainer_kw, picture
         self.trainer = source if _is_trainer(source) else None
         self.listener = _PanelListener(self)
         self.update_every, self.overhead, self.max_panels = update_every, overhead, max_panels
         self.result = self.error = None
-        self.renders, self.step, self.total, self.draw_seconds = 0, 0, None, 0.0
-        self._thread, self._lock, self._fig, self._new_samples = None, threading.Lock(), None, False
-        self._t_begin = self._last_draw = None
+        self._thread, self._lock, self._new_samples, self._displayed = None, threading.Lock(), False, False
+        self._training = self._stop_asked = self._ended = False
+        self._current = None   # the trainer of the run under way
         self.train_button = W.Button(description="Train", button_style="primary", icon="play", layout=W.Layout(width="130px"))
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True, layout=W.Layout(width="90px"))
         self.resume_button = W.Button(description="Resume", icon="step-forward", disabled=True, layout=W.Layout(width="110px"),
                                       tooltip="continue the stopped, interrupted or crashed run from its newest checkpoint")
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="300px"))
-        self.status = W.HTML("ready")
-        self.error_box = W.HTML()
-        self.plot = W.Image(format="png", layout=W.Layout(width="864px", max_width="100%", display="none"))
-        self.plot.add_class("aligntune-plot")
-        self.plot_note = W.HTML("<i>the curves appear at the first logged step</i>")
+        self.status, self.note, self.error_box, self.curves = W.HTML("ready"), W.HTML(), W.HTML(), W.HTML()
+        self.curves.add_class("aligntune-live-curves")
         self.inspector = SampleInspector(None)
         self.config_view = W.HTML()
-        self.tabs = W.Tab(children=[W.VBox([self.plot_note, self.plot]), self.inspector.widget, self.config_view])
+        self.tabs = W.Tab(children=[self.curves, self.inspector.widget, self.config_view])
         self.tabs.titles = ("curves", "samples", "config")
-        self.widget = W.VBox([W.HBox([self.train_button, self.stop_button, self.resume_button, self.progress, self.status]), self.error_box, self.tabs])
+        self.widget = W.VBox([W.HBox([self.train_button, self.stop_button, self.resume_button, self.progress, self.status],
+                                     layout=W.Layout(flex_flow="row wrap")), self.note, self.error_box, self.tabs])
         self.widget.add_class("aligntune-train-panel")
         self.train_button.on_click(self._on_train_click)
         self.resume_button.on_click(self._on_resume_click)
         self.stop_button.on_click(self._on_stop_click)
+        self.clicks_while_busy = clicks_while_busy(self.stop_button, self._stop_now)
+        self._reset()
         if self.trainer is not None:   # listen from now on: the panel also follows a `trainer.train()` run elsewhere
             self.trainer.add_callback(self.listener)
             self._show_config(self.trainer.config)
@@ -473,62 +559,114 @@ class TrainPanel:
         if self.error is not None: raise self.error
         return self.result
     def train(self):
-        "Train in this thread (blocking); returns the trainer's result and raises its error (also shown in the panel)."
-        return self._run(reraise=True)
+        "Train in this cell (blocking), showing the panel first if it is not on show; returns the trainer's result, raises its error, leaves a picture of the curves."
+        return self._blocking()
     def resume(self):
         "Continue the run from its newest checkpoint, blocking (the Resume button does it in the background)."
-        return self._run(reraise=True, resume=True)
+        return self._blocking(resume=True)
     def stop(self):
-        "Ask the trainer to stop after the current step (it then saves the model and ends cleanly)."
-        if self.trainer is not None: self.trainer.request_stop()
+        "Ask the trainer to stop after the current step (it then saves the model and ends cleanly); nothing when no run is under way."
+        if not self._training: return
+        self._stop_now(); self._show_stopping()
+    def _stop_now(self):
+        "The Stop click's action, safe from any thread: a flag the engine reads after each step (kept for the trainer while it is being built)."
+        if not self._training: return
+        self._stop_asked = True
+        if self._current is not None: self._current.request_stop()
+    def _show_stopping(self):
         self.stop_button.disabled = True
         self.status.value = f"stopping after step {self.step + 1}…"
 
+    def _blocking(self, resume=None):
+        if not self._displayed and _kernel() is not None:
+            from IPython.display import display
+            display(self)
+        try: return self._run(reraise=True, resume=resume)
+        finally:
+            if self.picture: self.show_picture()
+    def show_picture(self):
+        "A PNG of the run's curves in the cell output, which stays when the notebook is saved and shown without a kernel."
+        run = self.run
+        if run is None or _kernel() is None or not len(run.metrics): return None
+        from IPython.display import Image, display
+        img = Image(figure_png(plot_training(run.metrics, run.algorithm, self.max_panels, title=run.name, width=10), dpi=80, colors=32))
+        display(img); return img
+    def _reset(self):
+        "A clean panel for a new run: no step, no curves, no error, no samples of the previous run."
+        self.step, self.total, self.renders, self.draw_seconds, self._last_cost = 0, None, 0, 0.0, 0.0
+        self._t_begin = self._last_draw = None
+        self._ended = False
+        self._series, self._algorithm, self._samples_at = {}, None, 0.0   # the curves so far, kept from the log events (the folder is read at the end)
+        self.progress.max, self.progress.value = 1, 0
+        self.error_box.value, self.note.value = "", ""
+        self.curves.value = "<i>the curves appear at the first logged step</i>"
+
     def _run(self, reraise: bool, resume=None):
-        self.error, self.result, self._t_begin = None, None, None
-        self.error_box.value = ""
+        self.error, self.result, self._stop_asked, self._training = None, None, False, True
+        self._reset(); self.inspector.bind(None)
         self.train_button.disabled, self.stop_button.disabled, self.resume_button.disabled = True, False, True
         self.status.value = "preparing (loading model and data)…"
+        blocking = threading.current_thread() is threading.main_thread()
         t, was_quiet = None, False
         try:
-            if resume or not _is_trainer(self.source): self.trainer = self._make_trainer(resume)
-            was_quiet = self.trainer.quiet
-            t = self.trainer; t.quiet = True     # the panel shows the progress, so the console stays silent
-            t.add_callback(self.listener)        # a listener is added once, however often this runs
-            self._show_config(t.config)
-            self.result = t.train()
+            with _ProgressBarsOff():
+                if resume or not _is_trainer(self.source): self.trainer = self._make_trainer(resume)
+                was_quiet = self.trainer.quiet
+                t = self._current = self.trainer; t.quiet = True     # the panel shows the progress, so the console stays silent
+                if self._stop_asked: t.request_stop()                # Stop pressed while the model was loading: one step, then stop
+                t.add_callback(self.listener)        # a listener is added once, however often this runs
+                self._show_config(t.config)
+                if blocking and not self.clicks_while_busy: self.note.value = f"<span style='font-size:12px;color:#555'>{_STOP_HINT}</span>"
+                self.result = t.train()
+        except KeyboardInterrupt as e:   # a second interrupt: the trainer recorded the run as interrupted
+            self.error = e
+            if not self._ended: self.status.value = f"<b>interrupted</b> at step {self.step}"
+            if reraise: raise
         except BaseException as e:
             self.error = e
             self.error_box.value = _error_html(e)
-            self.status.value = f"<b style='color:#b00020'>failed</b> at step {self.step}"
+            self.status.value = (f"<b style='color:#b00020'>failed</b> at step {self.step}" if self._t_begin is not None
+                                 else "<b style='color:#b00020'>failed</b> before training began")
             if reraise: raise
         finally:
+            self._training, self._current = False, None
+            self.note.value = ""
             if t is not None: t.quiet = was_quiet
             self.train_button.disabled, self.stop_button.disabled = False, True
             self.resume_button.disabled = not self._can_resume()
             if self.trainer is not None and not _is_trainer(self.source): self.train_button.description = "Train again"
         return self.result
 
-    # events (from the training thread)
+    # events (from the thread that trains)
     def _begin(self, trainer):
-        self._t_begin, self._last_draw = time.perf_counter(), None
-        self.step, self.total, self.renders, self.draw_seconds = trainer.global_step or 0, trainer.total_steps, 0, 0.0
-        self.progress.max, self.progress.value = self.total or 1, 0
-        self.status.value = f"step 0/{self.total or '?'}"
-        self.plot.layout.display, self.plot_note.value = "none", "<i>the curves appear at the first logged step</i>"
+        self._reset()
+        self._t_begin = time.perf_counter()
+        self.step, self.total = trainer.global_step or 0, trainer.total_steps
+        self._algorithm = trainer.config.algorithm
+        self.progress.max = self.total or 1
+        self.status.value = f"step {self.step}/{self.total or '?'}"
+        if self._training and not self.clicks_while_busy and threading.current_thread() is threading.main_thread():
+            self.note.value = f"<span style='font-size:12px;color:#555'>{_STOP_HINT}</span>"
         self.inspector.bind(self.run_dir)   # the folder's earlier record, if any, has just moved to previous/
-    def _log(self, trainer, step):
-        if self._t_begin is None: self._begin(trainer)   # an engine that sends no train_begin
+    def _on_step(self, step):
         self.step = int(step)
+        if self._stop_asked and not self.stop_button.disabled: self._show_stopping()   # a click taken while the cell was busy
+    def _log(self, trainer, step, metrics=None):
+        if self._t_begin is None: self._begin(trainer)   # an engine that sends no train_begin
+        self._on_step(step)
+        for k, v in (metrics or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                xs, ys = self._series.setdefault(k, ([], [])); xs.append(self.step); ys.append(float(v))
         if not self.total: self.total = trainer.total_steps; self.progress.max = self.total or 1
         if self.total: self.progress.value = min(self.step, self.total)
         el = time.perf_counter() - self._t_begin
         rate = el / self.step if self.step else 0.0
         eta = f" · ETA {_dur(rate * (self.total - self.step))}" if self.total and self.step else ""
-        self.status.value = f"step {self.step}/{self.total or '?'} · {rate:.2f} s/step · {_dur(el)}{eta}"
-        if self.due(): self.refresh()
+        if not self._stop_asked: self.status.value = f"step {self.step}/{self.total or '?'} · {rate:.2f} s/step · {_dur(el)}{eta}"
+        if self.due(): self.refresh(live=True)
     def _end(self, trainer, status, result):
         r = result or {}
+        self._ended = True
         self.step = r.get("global_step", trainer.global_step)
         if status == "failed": self.status.value = f"<b style='color:#b00020'>failed</b> at step {self.step}"; return
         self._new_samples = True
@@ -538,29 +676,30 @@ class TrainPanel:
         self.status.value = (f"<b>{status}</b> · step {self.step}/{self.total or '?'}" + (f" · {_dur(rt)}" if rt is not None else "")
                              + f" · {self.renders} plot updates · {_esc(self.run_dir)}")
     def due(self) -> bool:
-        "Draw now? The first logged step draws at once; later, at most every `update_every` s and while all drawing so far plus one more stays within `overhead` of the training time."
-        now = time.perf_counter()
+        "Draw now? The first logged step at once; then every `update_every` s, and never so often that drawing takes more than `overhead` of the time between drawings."
         if self._last_draw is None: return True
-        if now - self._last_draw < self.update_every: return False
-        cost = self.draw_seconds / self.renders if self.renders else 0.0
-        return self.draw_seconds + cost <= self.overhead * (now - self._t_begin)
-    def refresh(self):
-        "Redraw the curves (and the samples when new ones arrived) from the run folder."
+        since = time.perf_counter() - self._last_draw
+        return since >= self.update_every and self._last_cost <= self.overhead * since
+    def refresh(self, live: bool = False):
+        "Redraw the curves (and the samples when new ones arrived): from the run folder, or `live` from the values logged so far (no file read)."
         with self._lock:
             t0 = time.perf_counter()
-            run = self.run
-            if run is None: return self
-            self._fig = plot_training(run.metrics, run.algorithm, self.max_panels, fig=self._fig)
-            show_figure(self.plot, self._fig); self.plot_note.value = ""
-            if self._new_samples: self._new_samples = False; self.inspector.refresh()
-            self.renders += 1; self.draw_seconds += time.perf_counter() - t0
+            if live and self._series:
+                self.curves.value = curves_html(self._series, training_keys(list(self._series), self._algorithm, self.max_panels))
+            else:
+                run = self.run
+                if run is None: return self
+                m = run.metrics
+                self.curves.value = curves_html(m, training_keys(m.columns, run.algorithm, self.max_panels) if len(m) else [])
+            if self._new_samples and (not live or time.perf_counter() - self._samples_at >= 15):   # the samples table: at most every 15 s while training
+                self._new_samples, self._samples_at = False, time.perf_counter(); self.inspector.refresh()
+            self._last_cost = time.perf_counter() - t0
+            self.renders += 1; self.draw_seconds += self._last_cost
             self._last_draw = time.perf_counter()
         return self
     def _show_config(self, cfg):
-        self.config_view.value = f"<pre style='font-size:11px;max-height:420px;overflow:auto'>{_esc(redacted_yaml(cfg))}</pre>"
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+        self.config_view.value = f"<pre style='font-size:12px;max-height:420px;overflow:auto'>{_esc(redacted_yaml(cfg))}</pre>"
+    def _ipython_display_(self): self._displayed = True; show_panel(self)
     def __repr__(self): return f"TrainPanel(step={self.step}, total={self.total}, status={(self.result or {}).get('status')!r})"
 
 def _dur(s) -> str:
@@ -588,54 +727,77 @@ def config_diff(runs, ignore=("training.output_dir",)):
 
 # %% ../nbs/08_widgets.ipynb #f739fda4
 class RunCompare:
-    "Overlay the curves of several runs and list the config keys that differ."
-    def __init__(self, runs, keys=None):
+    "Overlay the curves of runs of one algorithm (a menu picks which) and list the config keys that differ."
+    def __init__(self, runs, keys=None, algorithm: str | None = None):
         W = _W()
-        self._src = runs
+        if algorithm is None and isinstance(runs, (list, tuple)): algorithm = ALL   # runs named one by one: all of them
+        self._src, self._keys, self._algorithm = runs, keys, algorithm
+        self.algorithm_select = W.Dropdown(description="algorithm", layout=W.Layout(width="240px"))
         self.run_select = W.SelectMultiple(description="runs", rows=5, layout=W.Layout(width="420px"))
         self.key_select = W.SelectMultiple(description="metrics", rows=5, layout=W.Layout(width="420px"))
         self.refresh_button = W.Button(description="refresh", icon="refresh", layout=W.Layout(width="100px"))
-        self.plot, self.diff_view = W.Image(format="png", layout=W.Layout(max_width="100%")), W.HTML()
-        self.widget = W.VBox([W.HBox([self.run_select, self.key_select, self.refresh_button]), self.plot,
-                              W.HTML("<b>config differences</b>"), self.diff_view])
+        self.plot, self.diff_view = W.Image(format="png", layout=W.Layout(max_width="100%")), W.HTML(layout=W.Layout(overflow="auto", max_width="100%"))
+        self.widget = W.VBox([W.HBox([self.algorithm_select, self.refresh_button]), W.HBox([self.run_select, self.key_select], layout=W.Layout(flex_flow="row wrap")),
+                              self.plot, W.HTML("<b>config differences</b>"), self.diff_view])
         self.widget.add_class("aligntune-run-compare")
-        self._keys = keys
+        self._quiet = False
         self.refresh()
+        self.algorithm_select.observe(self._algorithm_changed, names="value")
         self.run_select.observe(self._show, names="value"); self.key_select.observe(self._show, names="value")
         self.refresh_button.on_click(lambda b: self.refresh())
     def refresh(self):
-        "Reload the list of runs (a root folder picks up new runs) and redraw."
+        "Reload the list of runs (a root folder picks up new runs), keep the chosen algorithm, and redraw."
         self._all = _runs(self._src)
-        labs = _labels(self._all)
-        keep = set(self.run_select.value)
-        self.run_select.options = list(zip(labs, range(len(labs))))
-        self.run_select.value = tuple(i for i, l in enumerate(labs) if l in {labs[j] for j in keep if j < len(labs)}) or tuple(range(len(labs)))
+        algos = list(dict.fromkeys(r.algorithm or "?" for r in self._all))
+        keep = self.algorithm_select.value or self._algorithm
+        default = keep if keep in algos or keep == ALL else (self._all[-1].algorithm or "?") if self._all else ALL
+        self._quiet = True
+        try:
+            count = lambda a: sum((r.algorithm or "?") == a for r in self._all)
+            self.algorithm_select.options = [(f"{a} ({count(a)} run{'s' * (count(a) != 1)})", a) for a in algos] + \
+                                            ([("all algorithms", ALL)] if len(algos) > 1 else [])
+            self.algorithm_select.value = default if default in algos or (default == ALL and len(algos) > 1) else (algos[0] if algos else None)
+        finally: self._quiet = False
+        self._fill(); return self
+    def _algorithm_changed(self, change=None):
+        if not self._quiet: self._fill()
+    def _fill(self):
+        "The runs and metrics of the chosen algorithm in the menus, all runs selected; then draw."
+        a = self.algorithm_select.value
+        self._shown = [r for r in self._all if a == ALL or (r.algorithm or "?") == a]
+        labs = _labels(self._shown)
         keys = []
-        for r in self._all:
+        for r in self._shown:
             m = r.metrics
             for k in (m.columns if len(m) else []):
-                if k not in ("step", "epoch") and k not in keys: keys.append(k)
-        default = self._keys or plot_runs_keys(self._all)
-        self.key_select.options = keys
-        self.key_select.value = tuple(k for k in default if k in keys)
-        self._show(); return self
+                if k not in ("step", "epoch", "time") and k not in keys: keys.append(k)
+        default = self._keys or plot_runs_keys(self._shown)
+        self._quiet = True
+        try:
+            self.run_select.options = list(zip(labs, range(len(labs))))
+            self.run_select.value = tuple(range(len(labs)))
+            self.key_select.options = keys
+            self.key_select.value = tuple(k for k in default if k in keys)
+        finally: self._quiet = False
+        self._show()
     @property
-    def runs(self) -> list: return [self._all[i] for i in self.run_select.value]
+    def algorithm(self): return self.algorithm_select.value
+    @property
+    def runs(self) -> list: return [self._shown[i] for i in self.run_select.value]
     @property
     def keys(self) -> list: return list(self.key_select.value)
     @property
     def diff(self): return config_diff(self.runs)
     def figure(self): return plot_runs(self.runs, self.keys or None)
     def _show(self, change=None):
+        if self._quiet: return
         if self.runs: show_figure(self.plot, self.figure())
         else: self.plot.layout.display = "none"
         d = self.diff
-        self.diff_view.value = (html_table(d.reset_index()) if len(self.runs) > 1 else
+        self.diff_view.value = (html_table(d.reset_index(), wrap=120) if len(self.runs) > 1 else
                                 "<i>select two runs or more</i>" if self._all else "<i>no runs yet: press refresh after training</i>")
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-    def __repr__(self): return f"RunCompare({_labels(self.runs)})"
+    def _ipython_display_(self): show_panel(self)
+    def __repr__(self): return f"RunCompare({'all algorithms' if self.algorithm == ALL else self.algorithm!r}, {_labels(self.runs)})"
 
 # %% ../nbs/08_widgets.ipynb #a6e801bf
 class EvalView:
@@ -668,9 +830,7 @@ class EvalView:
         self.ba_view.value = ("<b>before / after</b>" + html_table(ba)) if len(ba) else ""
         self.results_view.value = ("<b>results</b>" + html_table(res)) if len(res) else ("" if len(ba) else "<i>no eval.json yet</i>")
         return self
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self): return f"EvalView(comparisons={len(self.comparison)}, results={len(self.results)})"
 
 # %% ../nbs/08_widgets.ipynb #6bf23ea2
@@ -739,7 +899,5 @@ class RewardWorkbench:
         show_figure(self.plot, plot_reward_scores(self.scores))
         self.rows_view.value = "<b>rows by weighted total</b>" + html_table(ranked, max_rows=20)
         return self
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _ipython_display_(self): show_panel(self)
     def __repr__(self): return f"RewardWorkbench(rows={len(self.rows)}, rewards={self.selected})"

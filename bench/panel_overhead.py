@@ -10,8 +10,8 @@ out and everything the panel does inside training (progress, ETA, drawing, readi
 
 Prints each run's step time, the median ratio with/without the panel (goal: <= 1.02), and the share of training time
 the panel itself spent drawing (a direct measure that machine noise does not blur). The panel draws the first logged
-step at once and then keeps its drawing within 2% of the training time, so on a run shorter than about 50 drawings
-(~15 s on a CPU) the first drawing dominates; the default run is long enough to show the steady state. On a shared
+step at once, then every 2.5 s from the values logged so far (no file read), and never so often that one drawing
+takes more than 2% of the time since the previous one; the run folder is read once, at the end. On a shared
 machine the ratio swings with other processes' load; compare the per-repeat pairs, which run back to back.
 """
 import argparse, os, statistics, sys, tempfile, time

@@ -2,7 +2,9 @@
 
 Opens tests/_widgets_tour.ipynb, runs all cells, changes a value in the config panel, trains a few GRPO steps on
 the tiny model with the Train button, and checks that the curves were redrawn and the sample inspector has rows.
-Screenshots are kept under tests/artifacts/ (git-ignored).
+Then tests/_blocking_tour.ipynb: `panel.train()` blocking its cell, as the tutorials do; the panel shows itself,
+its curves are redrawn every few seconds, and Stop pressed while the cell runs ends the run within two steps.
+Screenshots are kept under tests/artifacts/ (git-ignored; ALIGNTUNE_ARTIFACTS=folder puts them elsewhere).
 """
 import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
@@ -12,7 +14,8 @@ pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).parent
 NB = HERE / "_widgets_tour.ipynb"
-ART = HERE / "artifacts"
+BLOCKING_NB = HERE / "_blocking_tour.ipynb"
+ART = Path(os.environ.get("ALIGNTUNE_ARTIFACTS") or HERE / "artifacts")
 BIN = Path(sys.executable).parent
 
 
@@ -32,7 +35,7 @@ def lab(tmp_path_factory):
     "A fresh JupyterLab server on loopback, from this virtual environment, with its own settings; stopped afterwards."
     if not (BIN / "jupyter-lab").exists(): pytest.skip(f"jupyter-lab is not installed in {BIN} (pip install jupyterlab)")
     work = tmp_path_factory.mktemp("lab")
-    shutil.copy(NB, work / NB.name)
+    for nb in (NB, BLOCKING_NB): shutil.copy(nb, work / nb.name)
     settings = work / "labsettings"
     (settings / "@jupyterlab/apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
@@ -62,26 +65,35 @@ def lab(tmp_path_factory):
         try: proc.wait(15)
         except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
         log.close()
-        ART.mkdir(exist_ok=True); shutil.copy(work / "server.log", ART / "jupyter-server.log")
+        ART.mkdir(parents=True, exist_ok=True); shutil.copy(work / "server.log", ART / "jupyter-server.log")
+
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--disable-quic"]
+
+
+def _open_and_run_all(browser, lab, nb, console, viewport=(1400, 1000)):
+    "A page with notebook `nb` open in JupyterLab and Run All started, once its kernel is idle."
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.goto(f"{lab['url']}/lab/tree/{nb.name}?reset&token={lab['token']}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-StatusBar-Widget:has-text('| Idle')", timeout=60_000)   # the kernel is really up
+    page.click(".lm-MenuBar-item:has-text('Run')")
+    page.click(".lm-Menu-item[data-command='runmenu:run-all']")
+    return page
 
 
 def test_panels_in_jupyterlab(lab):
     chromium = _chromium()
     if chromium is None: pytest.skip("Chromium not found (apt-get install chromium, or set CHROMIUM=/path/to/chromium)")
     from playwright.sync_api import sync_playwright
-    ART.mkdir(exist_ok=True)
+    ART.mkdir(parents=True, exist_ok=True)
     console = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                                                    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            page.goto(f"{lab['url']}/lab/tree/{NB.name}?reset&token={lab['token']}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector(".jp-StatusBar-Widget:has-text('| Idle')", timeout=60_000)   # the kernel is really up
-            page.click(".lm-MenuBar-item:has-text('Run')")
-            page.click(".lm-Menu-item[data-command='runmenu:run-all']")
+            page = _open_and_run_all(browser, lab, NB, console)
 
             # the panels render as widgets, not as their text fallback
             train_btn = page.locator(".aligntune-train-panel button.widget-button:has-text('Train')")
@@ -104,21 +116,19 @@ def test_panels_in_jupyterlab(lab):
             cfgp.scroll_into_view_if_needed()
             cfgp.screenshot(path=str(ART / "02_config_panel_max_steps_6.png"))
 
-            # train from the panel; the curves image appears, then changes
+            # train from the panel (in the background); the charts appear, then change
             panel = page.locator(".aligntune-train-panel")
             train_btn.click()
-            img = panel.locator("img").first
-            img.wait_for(state="attached", timeout=90_000)
-            page.wait_for_function("() => { const i = document.querySelector('.aligntune-train-panel img'); return i && i.src && i.naturalWidth > 0 }",
-                                   timeout=90_000)
-            first_src = img.get_attribute("src")
+            curves = panel.locator(".aligntune-live-curves")
+            page.wait_for_selector(".aligntune-train-panel .aligntune-live-curves svg", timeout=120_000)
+            first_html = curves.inner_html()
             panel.scroll_into_view_if_needed()
             panel.screenshot(path=str(ART / "03_training_live.png"))
             page.wait_for_function("() => /finished|stopped|failed/.test(document.querySelector('.aligntune-train-panel').innerText)", timeout=120_000)
             status = panel.inner_text()
             assert "failed" not in status and "Error" not in status, status[:3000]
             assert "finished" in status and "step 6/6" in status, status[:1000]
-            assert img.get_attribute("src") != first_src, "the curves were not redrawn"
+            assert curves.inner_html() != first_html, "the curves were not redrawn"
             updates = int(status.split(" plot updates")[0].rsplit("·", 1)[-1].strip())
             assert updates >= 2, status
             panel.screenshot(path=str(ART / "04_training_finished_curves.png"))
@@ -134,4 +144,65 @@ def test_panels_in_jupyterlab(lab):
             page.screenshot(path=str(ART / "06_page.png"), full_page=True)
         finally:
             (ART / "browser-console.log").write_text("\n".join(console))
+            browser.close()
+
+
+STATUS_JS = "() => { const s = document.querySelector('.aligntune-train-panel'); const c = s && s.querySelector('.aligntune-live-curves');" \
+            " return s ? [s.innerText, c ? c.innerHTML : ''] : null }"
+
+
+def _step(text):
+    "The step a panel's status line shows ('step 12/100000 · ...', '<b>stopped</b> · step 14/100000 ...'), or None."
+    import re
+    m = re.search(r"step (\d+)/", text)
+    return int(m.group(1)) if m else None
+
+
+def test_blocking_train_redraws_and_stops(lab):
+    "`panel.train()` in a cell, the tutorials' pattern: the panel is live from the first steps, redrawn every few seconds, and Stop works."
+    chromium = _chromium()
+    if chromium is None: pytest.skip("Chromium not found (apt-get install chromium, or set CHROMIUM=/path/to/chromium)")
+    from playwright.sync_api import sync_playwright
+    ART.mkdir(parents=True, exist_ok=True)
+    console = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        try:
+            page = _open_and_run_all(browser, lab, BLOCKING_NB, console, viewport=(1024, 900))
+            panel = page.locator(".aligntune-train-panel")
+            # the panel shows itself while the cell is still running, and moves
+            page.wait_for_function("() => { const s = document.querySelector('.aligntune-train-panel');"
+                                   " return s && /step [1-9]\\d*\\//.test(s.innerText) && s.querySelector('.aligntune-live-curves svg') }",
+                                   timeout=180_000)
+            panel.scroll_into_view_if_needed()
+            assert page.locator(".jp-StatusBar-Widget:has-text('| Busy')").count() == 1   # the cell is still training
+            panel.screenshot(path=str(ART / "11_blocking_first_steps.png"))
+            # 30 s of training: note when the charts change
+            t0, last_html, changes, steps = time.monotonic(), None, [], []
+            while time.monotonic() - t0 < 30:
+                text, html = page.evaluate(STATUS_JS)
+                if html != last_html: changes.append(time.monotonic() - t0); last_html = html
+                steps.append(_step(text))
+                if 14 < time.monotonic() - t0 < 15.5 and not (ART / "12_blocking_15s.png").exists():
+                    panel.screenshot(path=str(ART / "12_blocking_15s.png"))
+                time.sleep(0.25)
+            gaps = [b - a for a, b in zip([0.0] + changes, changes + [30.0])]
+            assert max(gaps) <= 5.0, f"the curves were redrawn at {changes} s: a gap of {max(gaps):.1f} s"
+            assert steps[-1] and steps[-1] > steps[0], steps   # training went on while we watched
+            # Stop, pressed while the cell runs: the run ends within two steps of the one on show when pressed
+            k = _step(page.evaluate(STATUS_JS)[0])
+            panel.locator("button.widget-button:has-text('Stop')").click()
+            page.wait_for_function("() => /stopping|stopped/.test(document.querySelector('.aligntune-train-panel').innerText)", timeout=30_000)
+            panel.screenshot(path=str(ART / "13_blocking_stop_pressed.png"))
+            page.wait_for_function("() => /stopped/.test(document.querySelector('.aligntune-train-panel').innerText)", timeout=60_000)
+            final = panel.inner_text()
+            end = _step(final.split("stopped", 1)[1])
+            assert end is not None and end <= k + 2, f"Stop pressed at step {k}; the run ended at step {end}: {final[:400]}"
+            # the cell ends: its printed result and the PNG of the curves stay in the output
+            page.wait_for_selector(".jp-OutputArea-output:has-text('ended: stopped')", timeout=60_000)
+            page.wait_for_selector(".jp-OutputArea-output img", timeout=30_000)
+            page.screenshot(path=str(ART / "14_blocking_stopped_with_picture.png"), full_page=True)
+            print(f"redraws at {[round(c, 1) for c in changes]} s; longest gap {max(gaps):.1f} s; Stop at step {k}, ended at {end}")
+        finally:
+            (ART / "browser-console-blocking.log").write_text("\n".join(console))
             browser.close()

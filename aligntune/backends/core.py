@@ -297,7 +297,7 @@ class BackendFactory:
         funcs, weights = _check_rewards(config, reward_functions, reward_weights)
         config = _recorded_rewards(config, funcs, weights)
         backend, msg = cls.select(config.algorithm, backend_config or config.backend)
-        if verbose and is_main_process(): print(f"aligntune: {msg}")
+        if verbose and is_main_process() and _choice_matters(backend_config or config.backend, backend): print(f"aligntune: {msg}")
         t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, resume=resume, **kw)
         t.backend_reason = msg
         from aligntune.health import HealthMonitor  # live health checks and knobs on every trainer (aligntune.health, aligntune.knobs)
@@ -344,6 +344,15 @@ _DATA_WORDS = {"text": "text", "pairs": "preference pairs", "unpaired": "labelle
 def list_backends() -> dict:
     "Backends, their algorithms and whether they can run here."
     return BackendFactory.list_backends()
+
+# %% ../../nbs/05_backends.core.ipynb #70f86b1d
+def _choice_matters(backend_config, backend: str) -> bool:
+    "Is the backend choice worth a line? Not for auto choosing TRL on a machine without a GPU (nothing else could run)."
+    bc = backend_config if isinstance(backend_config, BackendConfig) else BackendConfig()
+    if bc.backend != "auto": return backend != bc.backend
+    if backend != "trl": return True
+    import torch
+    return torch.cuda.is_available()
 
 # %% ../../nbs/05_backends.core.ipynb #e7303a4d
 def _split_model(model_name):
