@@ -68,7 +68,8 @@ def worker(side, algo, hidden, layers, seq, completion, group, steps):
         tok = AutoTokenizer.from_pretrained(path); model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         n = sum(p.numel() for p in model.parameters())
         cpu = dict(output_dir=out, max_steps=steps, per_device_train_batch_size=bs, use_cpu=True, bf16=False, report_to="none",
-                   save_strategy="no", disable_tqdm=True, logging_steps=1, lr_scheduler_type="constant", seed=0, data_seed=0)
+                   save_strategy="no", disable_tqdm=True, logging_steps=1, lr_scheduler_type="constant", seed=0, data_seed=0,
+                   gradient_checkpointing=False)  # as aligntune runs it (TRL's configs default to True)
         ds = Dataset.from_list(rows)
         if algo == "sft":
             t = trl.SFTTrainer(model=model, args=trl.SFTConfig(learning_rate=1e-3, max_length=seq, **cpu), train_dataset=ds, processing_class=tok)

@@ -6,14 +6,14 @@ Docs: https://aligntune.github.io/aligntune/nbs/backends.trl.html.md"""
 
 # %% ../../nbs/05a_backends.trl.ipynb #71810b59
 from __future__ import annotations
-import os, math, dataclasses, importlib, importlib.util
+import os, math, warnings, dataclasses, importlib, importlib.util
 from pathlib import Path
 from ..config import ConfigError, resolved_settings, completion_length
 from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_main_process
 from ..runs import save_checkpoint, mark_checkpoint
 from ..data import prepare_dataset, split_dataset, DataError
 from ..rewards import weighted_total
-from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config
+from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, checkpointing_args
 
 # %% auto #0
 __all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'TRLSFTTrainer', 'TRLDPOTrainer',
@@ -51,6 +51,8 @@ def _args_kwargs(cfg, has_eval: bool) -> dict:
 def build_trl_config(cls, kw: dict, explicit: set = frozenset()):
     "Instantiate a TRL config class from `kw`, dropping unknown fields unless they were set explicitly."
     names = {f.name for f in dataclasses.fields(cls)}
+    if "gradient_checkpointing" in kw:  # under the name this transformers release uses (5.24 renamed it)
+        kw = {**{k: v for k, v in kw.items() if k != "gradient_checkpointing"}, **checkpointing_args(cls, kw["gradient_checkpointing"])}
     unknown = [k for k in kw if k not in names]
     bad = [k for k in unknown if k in explicit]
     if bad:
@@ -196,6 +198,8 @@ class _TRLTrainer(TrainerBase):
     def setup(self):
         if getattr(self, "trl_trainer", None) is not None: return
         cfg = self.config
+        # trl 1.16 reads `model.is_gradient_checkpointing` at every generation, a name transformers 5.24 deprecated: not the user's to fix
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         self._load_model()
         self._load_data()
         self.trl_trainer = self._build()
