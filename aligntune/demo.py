@@ -63,7 +63,7 @@ class StageTimer:
             if label: self.say(f"{label}: {dt:.1f} s")
 
 # %% ../nbs/12_demo.ipynb #f8fa921c
-DEMO_STEPS = dict(sft=300, dpo=60, grpo=1500, ppo=100)
+DEMO_STEPS = dict(sft=300, dpo=60, grpo=800, ppo=50)  # GRPO: at most; it stops once its groups carry no signal
 
 def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hidden_size: int = 128, quiet: bool = False) -> dict:
     "Run the stages with a live progress line each, print a before/after table and the time per stage, write Run folders and PNG plots; returns the results."
