@@ -81,6 +81,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     seen, held = addition_facts("seen"), addition_facts("held_out")
     timer = StageTimer(say)
     timer.add("start", time.time() - t0)  # imports and the tiny model
+    say(f"aligntune demo: SFT, DPO and GRPO (then PPO for comparison) on a tiny model learning single-digit addition; output in {out}/")
     with timer("start"):
         from transformers import AutoModelForCausalLM  # the libraries' import, once, counted as start-up
         base = str(tiny_model_path(seed=seed, hidden_size=hidden_size))
