@@ -3,7 +3,7 @@
 Both start from the demo's DPO model (the script trains it first, with the demo's SFT and DPO settings), get the
 same prompts (all 100 addition facts) and the same reward (`addition_correct`), and set nothing else that is not
 required: aligntune's `create_rl_trainer(model, prompts, algorithm="grpo", reward_functions=[...])` against TRL's
-`GRPOTrainer(model, reward_funcs=[...], args=GRPOConfig(output_dir))` (plus CPU, no saving, a log every step).
+`GRPOTrainer(model, reward_funcs=[...], args=GRPOConfig(output_dir))` (plus, on a CPU, fp32 as aligntune picks there; no saving; a log every step).
 Each side trains until the mean reward of its last 20 steps reaches --target, or until --budget seconds pass.
 The sides alternate over --repeats; printed: seconds to the target for each, and the ratio TRL / aligntune
 (above 1: our defaults get there sooner). A side that never gets there within the budget counts as the budget,
@@ -62,7 +62,8 @@ def plain_trl(model, clock, out):
             if logs and "reward" in logs: clock.log(logs["reward"])
             if clock.stop(): control.should_training_stop = True
     tok = AutoTokenizer.from_pretrained(model); m = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
-    args = trl.GRPOConfig(output_dir=out, max_steps=100000, use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no",
+    cpu = not torch.cuda.is_available()
+    args = trl.GRPOConfig(output_dir=out, max_steps=100000, use_cpu=cpu, bf16=False if cpu else None, report_to="none", save_strategy="no",
                           logging_steps=1, disable_tqdm=True)
     trl.GRPOTrainer(model=m, reward_funcs=[addition_correct], args=args, train_dataset=Dataset.from_list(prompt_rows(addition_facts())),
                     processing_class=tok, callbacks=[Watch()]).train()
