@@ -187,6 +187,10 @@ def group_advantages(total, G, scale="group"):
     return out
 
 # %% ../../nbs/05a_backends.trl.ipynb #927d371b
+def _hide_trl_deprecations():
+    "trl 1.16 reads `model.is_gradient_checkpointing` at every generation, a name transformers 5.24 deprecated: not the user's to fix."
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
 class _TRLTrainer(TrainerBase):
     "Common plumbing for the TRL trainers."
     def check(self):
@@ -198,8 +202,7 @@ class _TRLTrainer(TrainerBase):
     def setup(self):
         if getattr(self, "trl_trainer", None) is not None: return
         cfg = self.config
-        # trl 1.16 reads `model.is_gradient_checkpointing` at every generation, a name transformers 5.24 deprecated: not the user's to fix
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        _hide_trl_deprecations()
         self._load_model()
         self._load_data()
         self.trl_trainer = self._build()
@@ -422,6 +425,7 @@ class TRLPPOTrainer(_TRLTrainer, RLTrainerBase):
     "PPO with aligntune's engine: policy and value LoRA adapters on one frozen base (or separate models for a full fine-tune)."
     def setup(self):
         if getattr(self, "engine", None) is not None: return
+        _hide_trl_deprecations()
         from aligntune.ppo import PPOEngine
         self._load_model(); self._load_data()
         fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
