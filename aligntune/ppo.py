@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from fastcore.basics import patch
 from .config import ConfigError, UnifiedConfig, make_config
 from .callbacks import Dispatcher
-from .models import is_unsloth_model, lora_config, enable_checkpointing
+from .models import is_unsloth_model, lora_config, enable_checkpointing, hide_trl_deprecations
 from .rewards import prompt_text, weighted_total, score_with_reward_model
 from .runs import atomic_dir, checkpoint_problem
 from . import runs  # runs.save_checkpoint: the engine's own save_checkpoint method bears the same name
@@ -456,6 +456,7 @@ def _generate(self: PPOEngine, query_ids, query_mask, **overrides):
     "Sampled response ids `[B, T]` for left-padded prompts (sampling with temperature only, unless `overrides` say otherwise)."
     import torch
     from trl.models.utils import unwrap_model_for_generation
+    hide_trl_deprecations()
     kw = {**PPO_GEN_KWARGS, "temperature": self.ppo.temperature, "max_new_tokens": self.ppo.max_completion_length,
           "eos_token_id": self.stop_ids, "pad_token_id": self.pad_id, **overrides}
     if not kw.get("do_sample", True):

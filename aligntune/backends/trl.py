@@ -6,14 +6,14 @@ Docs: https://aligntune.github.io/aligntune/nbs/backends.trl.html.md"""
 
 # %% ../../nbs/05a_backends.trl.ipynb #71810b59
 from __future__ import annotations
-import os, math, warnings, dataclasses, importlib, importlib.util
+import os, math, dataclasses, importlib, importlib.util
 from pathlib import Path
 from ..config import ConfigError, resolved_settings, completion_length
 from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_main_process
 from ..runs import save_checkpoint, mark_checkpoint
 from ..data import prepare_dataset, split_dataset, DataError
 from ..rewards import weighted_total
-from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, checkpointing_args
+from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, checkpointing_args, hide_trl_deprecations
 
 # %% auto #0
 __all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'TRLSFTTrainer', 'TRLDPOTrainer',
@@ -187,10 +187,6 @@ def group_advantages(total, G, scale="group"):
     return out
 
 # %% ../../nbs/05a_backends.trl.ipynb #927d371b
-def _hide_trl_deprecations():
-    "trl 1.16 reads `model.is_gradient_checkpointing` at every generation, a name transformers 5.24 deprecated: not the user's to fix."
-    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-
 class _TRLTrainer(TrainerBase):
     "Common plumbing for the TRL trainers."
     def check(self):
@@ -202,7 +198,7 @@ class _TRLTrainer(TrainerBase):
     def setup(self):
         if getattr(self, "trl_trainer", None) is not None: return
         cfg = self.config
-        _hide_trl_deprecations()
+        hide_trl_deprecations()
         self._load_model()
         self._load_data()
         self.trl_trainer = self._build()
@@ -425,7 +421,6 @@ class TRLPPOTrainer(_TRLTrainer, RLTrainerBase):
     "PPO with aligntune's engine: policy and value LoRA adapters on one frozen base (or separate models for a full fine-tune)."
     def setup(self):
         if getattr(self, "engine", None) is not None: return
-        _hide_trl_deprecations()
         from aligntune.ppo import PPOEngine
         self._load_model(); self._load_data()
         fns, names, weights = resolve_rewards(self.reward_functions, self.reward_weights) if self.reward_functions else ([], [], [])
