@@ -13,9 +13,9 @@ from .config import ConfigError, PeftParams, PRECISIONS, _bad
 # %% auto #0
 __all__ = ['BUILTIN_MODEL', 'CHATML_TEMPLATE', 'CHAR_TOKENS', 'ModelError', 'hardware', 'pick_precision', 'torch_dtype',
            'resolve_builtin_model', 'check_model_source', 'fix_tokenizer', 'build_tiny_model', 'tiny_model_path',
-           'char_model', 'checkpointing_args', 'hide_trl_deprecations', 'enable_checkpointing', 'load_tokenizer',
-           'load_model', 'lora_config', 'add_lora', 'is_unsloth_model', 'count_parameters', 'estimate_memory_gb',
-           'generate']
+           'char_model', 'checkpointing_args', 'hide_checkpointing_deprecation', 'enable_checkpointing',
+           'load_tokenizer', 'load_model', 'lora_config', 'add_lora', 'is_unsloth_model', 'count_parameters',
+           'estimate_memory_gb', 'generate']
 
 # %% ../nbs/02_models.ipynb #3ed1fcb8
 class ModelError(ValueError):
@@ -191,8 +191,8 @@ def checkpointing_args(args_cls, on: bool) -> dict:
     names = {f.name for f in dataclasses.fields(args_cls)}
     return {"activation_checkpointing": bool(on)} if "activation_checkpointing" in names else {"gradient_checkpointing": bool(on)}
 
-def hide_trl_deprecations():
-    "trl 1.16 reads `model.is_gradient_checkpointing` at every generation, a name transformers 5.24 deprecated: not the user's to fix."
+def hide_checkpointing_deprecation():
+    "TRL 1.16 (at every generation) and PEFT (when wrapping) read `model.is_gradient_checkpointing`, which transformers 5.24 deprecated: not the user's to fix."
     import warnings
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from fastcore.basics import patch
 from .config import ConfigError, UnifiedConfig, make_config
 from .callbacks import Dispatcher
-from .models import is_unsloth_model, lora_config, enable_checkpointing, hide_trl_deprecations
+from .models import is_unsloth_model, lora_config, enable_checkpointing, hide_checkpointing_deprecation
 from .rewards import prompt_text, weighted_total, score_with_reward_model
 from .runs import atomic_dir, checkpoint_problem
 from . import runs  # runs.save_checkpoint: the engine's own save_checkpoint method bears the same name
@@ -370,6 +370,7 @@ class PPOEngine:
         check_ppo_model(model)
         self.rewards = RewardScorer(reward_functions, reward_weights, reward_model or self.config.reward_model_name, reward_tokenizer,
                                     self.accelerator.device, self.config.model.max_seq_length)
+        hide_checkpointing_deprecation()  # PEFT reads the old name while wrapping, TRL while generating
         self.models = PPOModels(model, self.ppo.value_mode, self.config.peft, self.ppo.temperature, self.accelerator.device)
         if self.config.model.gradient_checkpointing: enable_checkpointing(self.models.model, {"use_reentrant": False})
         self.total_steps = self.training.max_steps or max(1, math.ceil(self.training.num_epochs * len(self.train_dataset) / self.rollout_size))
@@ -456,7 +457,6 @@ def _generate(self: PPOEngine, query_ids, query_mask, **overrides):
     "Sampled response ids `[B, T]` for left-padded prompts (sampling with temperature only, unless `overrides` say otherwise)."
     import torch
     from trl.models.utils import unwrap_model_for_generation
-    hide_trl_deprecations()
     kw = {**PPO_GEN_KWARGS, "temperature": self.ppo.temperature, "max_new_tokens": self.ppo.max_completion_length,
           "eos_token_id": self.stop_ids, "pad_token_id": self.pad_id, **overrides}
     if not kw.get("do_sample", True):

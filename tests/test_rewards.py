@@ -111,8 +111,8 @@ def test_grpo_trainer_takes_resolved_rewards(tmp_path):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
-    from aligntune.models import tiny_model_path, checkpointing_args, hide_trl_deprecations
-    hide_trl_deprecations()  # TRL 1.16's own read of a name transformers 5.24 deprecated, as aligntune's trainers do
+    from aligntune.models import tiny_model_path, checkpointing_args, hide_checkpointing_deprecation
+    hide_checkpointing_deprecation()  # TRL 1.16's own read of a name transformers 5.24 deprecated, as aligntune's trainers do
     path = tiny_model_path()
     fns, ws = resolve_reward_functions(["length", {"name": "numeric_match", "weight": 2.0}, "proper_ending"])
     ds = Dataset.from_list([{"prompt": f"What is {a} plus {b}?", "answer": str(a + b)} for a, b in [(1, 2), (3, 4), (2, 2), (5, 1)]])

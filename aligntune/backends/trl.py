@@ -13,7 +13,7 @@ from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_m
 from ..runs import save_checkpoint, mark_checkpoint
 from ..data import prepare_dataset, split_dataset, DataError
 from ..rewards import weighted_total
-from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, checkpointing_args, hide_trl_deprecations
+from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, checkpointing_args, hide_checkpointing_deprecation
 
 # %% auto #0
 __all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'TRLSFTTrainer', 'TRLDPOTrainer',
@@ -198,7 +198,7 @@ class _TRLTrainer(TrainerBase):
     def setup(self):
         if getattr(self, "trl_trainer", None) is not None: return
         cfg = self.config
-        hide_trl_deprecations()
+        hide_checkpointing_deprecation()
         self._load_model()
         self._load_data()
         self.trl_trainer = self._build()
