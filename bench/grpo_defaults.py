@@ -87,8 +87,11 @@ def main():
             print(f"  {name:9s} repeat {r}: " + (f"target in {x['seconds']:.1f} s" if x["reached"] else f"target not reached in {a.budget:.0f} s")
                   + f" ({x['steps']} steps, last mean reward {x['last']:.3f})", flush=True)
     sec = {k: statistics.median(x["seconds"] if x["reached"] else a.budget for x in v) for k, v in res.items()}
-    bound = "" if all(x["reached"] for v in res.values() for x in v) else (
-        " (at least: TRL's defaults did not reach it)" if not any(x["reached"] for x in res["trl"]) else " (a bound: a side did not always reach it)")
+    reached = {k: [x["reached"] for x in v] for k, v in res.items()}
+    if not any(reached["aligntune"]) and not any(reached["trl"]):
+        print(f"\nneither side reached {a.target} within {a.budget:.0f} s: raise --budget (or lower --target)"); return
+    bound = "" if all(reached["aligntune"] + reached["trl"]) else (
+        " (at least: TRL's defaults did not reach it)" if all(reached["aligntune"]) and not any(reached["trl"]) else " (a bound: a side did not always reach it)")
     print(f"\ntime to reward {a.target}: aligntune {sec['aligntune']:.1f} s, TRL {sec['trl']:.1f} s; ratio TRL / aligntune {sec['trl'] / sec['aligntune']:.2f}{bound}")
 
 if __name__ == "__main__":
