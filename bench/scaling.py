@@ -173,8 +173,9 @@ def plot(rows, path):
             xs = [p["size"][0] if axis == "width" else p[axis] for p, _ in sel]
             for i, (k, label) in enumerate(((0, "s/step"), (1, "peak RSS (MB)"))):
                 ax = grid_[i][j]
-                line, = ax.plot(xs, [r["ours"][k] for _, r in sel], marker="o", label=f"{algo} ours")
-                ax.plot(xs, [r["baseline"][k] for _, r in sel], marker="x", ls="--", color=line.get_color(),
+                color = {"sft": "C0", "dpo": "C1", "grpo": "C2", "ppo": "C3"}[algo]
+                ax.plot(xs, [r["ours"][k] for _, r in sel], marker="o", color=color, label=f"{algo} ours")
+                ax.plot(xs, [r["baseline"][k] for _, r in sel], marker="x", ls="--", color=color,
                         label=f"{algo} {'TRL 1.12' if algo == 'ppo' else 'TRL'}")
                 ax.set_xlabel("hidden size" if axis == "width" else {"seq": "sequence length (tokens)", "completion": "completion length (tokens)", "group": "group size"}[axis])
                 ax.set_ylabel(label); ax.set_xscale("log", base=2)
