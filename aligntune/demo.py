@@ -6,64 +6,137 @@ Docs: https://aligntune.github.io/aligntune/nbs/demo.html.md"""
 
 # %% ../nbs/12_demo.ipynb #6b24ed57
 from __future__ import annotations
-import os, time, json
+import os, sys, time, json
+from contextlib import contextmanager
 from pathlib import Path
+from .callbacks import Callback
 
 # %% auto #0
-__all__ = ['DEMO_STEPS', 'run_demo', 'format_table']
+__all__ = ['DEMO_STEPS', 'StageLine', 'StageTimer', 'run_demo', 'format_table', 'NoSignalStop']
+
+# %% ../nbs/12_demo.ipynb #3d3755b1
+def _mmss(s) -> str:
+    s = int(max(s, 0)); return f"{s // 60}:{s % 60:02d}"
+
+class StageLine(Callback):
+    "A live console line for one training stage: step, a smoothed metric, time spent and left (in place on a terminal, `lines` times in a log)."
+    order = 100
+    def __init__(self, label: str, key: str | None = None, out=None, every: float = 0.5, smooth: int = 20, lines: int = 4):
+        self.label, self.key, self.every, self.smooth, self.lines = label, key, every, smooth, lines
+        self.out = out if out is not None else sys.stdout
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.values, self._t0, self._last, self._part = [], None, 0.0, 0
+    def text(self, step, total, now=None) -> str:
+        el = (now or time.time()) - self._t0
+        parts = [f"{self.label}: step {step}/{total}"]
+        if self.values: parts.append(f"{self.key} {sum(self.values) / len(self.values):.3g}")
+        parts.append(f"{_mmss(el)} spent")
+        if 0 < step < total: parts.append(f"~{_mmss(el / step * (total - step))} left")
+        return "  ".join(parts)
+    def _write(self, text, end="\n"):
+        self.out.write(f"\r{text}\x1b[K{end}" if self.tty else text + "\n"); self.out.flush()
+    def on_train_begin(self, trainer):
+        self._t0 = self._last = time.time()
+        self._write(self.text(0, trainer.total_steps or 0), end="")
+    def on_log(self, trainer, step, metrics):
+        v = metrics.get(self.key)
+        if isinstance(v, (int, float)): self.values = (self.values + [float(v)])[-self.smooth:]
+    def on_step(self, trainer, step):
+        total, now = trainer.total_steps or step, time.time()
+        if self.tty:
+            if now - self._last >= self.every: self._last = now; self._write(self.text(step, total, now), end="")
+        elif step < total and (part := step * self.lines // max(total, 1)) > self._part:
+            self._part = part; self._write(self.text(step, total, now))
+    def on_train_end(self, trainer, status, result):
+        self._write(self.text(trainer.global_step, trainer.total_steps or trainer.global_step))
+
+class StageTimer:
+    "Seconds per named stage: `with timer(name, label)` adds the block's time to `name` and, given a label, prints it."
+    def __init__(self, say=print): self.say, self.seconds = say, {}
+    def add(self, name, s): self.seconds[name] = self.seconds.get(name, 0.0) + s
+    @contextmanager
+    def __call__(self, name, label=None):
+        t = time.time()
+        try: yield
+        finally:
+            dt = time.time() - t; self.add(name, dt)
+            if label: self.say(f"{label}: {dt:.1f} s")
 
 # %% ../nbs/12_demo.ipynb #f8fa921c
-DEMO_STEPS = dict(sft=300, dpo=60, grpo=1500, ppo=100)
+DEMO_STEPS = dict(sft=300, dpo=60, grpo=800, ppo=50)  # GRPO: at most; it stops once its groups carry no signal
 
 def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hidden_size: int = 128, quiet: bool = False) -> dict:
-    "Run the three stages, print a before/after table, write Run folders and PNG plots; returns the results."
+    "Run the stages with a live progress line each, print a before/after table and the time per stage, write Run folders and PNG plots; returns the results."
     from aligntune import create_sft_trainer, create_rl_trainer, load_model, Run
     from aligntune.models import tiny_model_path
     from aligntune.plots import save_figure
     from aligntune.toy import addition_facts, sft_rows, preference_rows, prompt_rows, addition_correct, evaluate_addition
+    t0 = time.time()
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("ALIGNTUNE_QUIET"):
+        from aligntune.backends.core import _quiet_libraries
+        _quiet_libraries()
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     steps = {k: max(2, int(v * scale)) for k, v in DEMO_STEPS.items()}
     seen, held = addition_facts("seen"), addition_facts("held_out")
-    t0 = time.time()
-    base = str(tiny_model_path(seed=seed, hidden_size=hidden_size))
-    results, timings = [], {}
+    timer = StageTimer(say)
+    timer.add("start", time.time() - t0)  # imports and the tiny model
+    say(f"aligntune demo: SFT, DPO and GRPO (then PPO for comparison) on a tiny model learning single-digit addition; output in {out}/")
+    with timer("start"):
+        from transformers import AutoModelForCausalLM  # the libraries' import, once, counted as start-up
+        base = str(tiny_model_path(seed=seed, hidden_size=hidden_size))
+    results = []
     def measure(stage, path):
-        m, tok = load_model(path)
-        s, h = evaluate_addition(m, tok, seen), evaluate_addition(m, tok, held)
+        with timer("evaluation", f"      evaluating ({stage}) on {len(seen) + len(held)} facts"):
+            m, tok = load_model(path)
+            s, h = evaluate_addition(m, tok, seen), evaluate_addition(m, tok, held)
         row = dict(stage=stage, seen_accuracy=s["accuracy"], held_out_accuracy=h["accuracy"], terse=round((s["terse"] + h["terse"]) / 2, 3))
         results.append(row); return row
+    line = lambda label, key: [] if quiet else [StageLine(label, key)]
     measure("base model", base)
-    common = dict(batch_size=16, lr_scheduler_type="constant", seed=seed)
-    say(f"[1/4] SFT on {len(seen)} of 100 facts ({steps['sft']} steps)")
-    t = time.time()
-    create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=str(out / "1-sft"), max_steps=steps["sft"], learning_rate=3e-3, **common).train()
-    timings["sft"] = time.time() - t; measure("after SFT", out / "1-sft" / "model")
-    say(f"[2/4] DPO: terse over verbose ({steps['dpo']} steps)")
-    t = time.time()
-    create_rl_trainer(str(out / "1-sft" / "model"), preference_rows(seen), algorithm="dpo", output_dir=str(out / "2-dpo"),
-                      max_steps=steps["dpo"], learning_rate=2e-4, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0], **common).train()
-    timings["dpo"] = time.time() - t; measure("after DPO", out / "2-dpo" / "model")
-    say(f"[3/4] GRPO (DAPO preset) on all 100 prompts, reward = correct sum ({steps['grpo']} steps)")
-    t = time.time()
-    create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[addition_correct],
-                      output_dir=str(out / "3-grpo"), max_steps=steps["grpo"], learning_rate=5e-4, batch_size=64, num_generations=8,
-                      max_completion_length=4, temperature=1.3, lr_scheduler_type="constant", seed=seed, sample_groups=2).train()
-    timings["grpo"] = time.time() - t; measure("after GRPO", out / "3-grpo" / "model")
-    say(f"[4/4] PPO instead of GRPO, from the DPO model, same reward ({steps['ppo']} updates)")
-    t = time.time()
-    create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="ppo", reward_functions=[addition_correct],
-                      output_dir=str(out / "4-ppo"), max_steps=steps["ppo"], learning_rate=3e-4, batch_size=64, max_completion_length=4,
-                      kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2).train()
-    timings["ppo"] = time.time() - t; measure("PPO instead", out / "4-ppo" / "model")
+    common = dict(batch_size=16, lr_scheduler_type="constant", seed=seed, quiet=True)
+    label = f"[1/4] SFT on {len(seen)} of 100 facts"
+    with timer("sft"):
+        create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=str(out / "1-sft"), max_steps=steps["sft"], learning_rate=3e-3,
+                           callbacks=line(label, "loss"), **common).train()
+    measure("after SFT", out / "1-sft" / "model")
+    label = "[2/4] DPO: terse over verbose"
+    with timer("dpo"):
+        create_rl_trainer(str(out / "1-sft" / "model"), preference_rows(seen), algorithm="dpo", output_dir=str(out / "2-dpo"),
+                          max_steps=steps["dpo"], learning_rate=2e-4, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0],
+                          callbacks=line(label, "loss"), **common).train()
+    measure("after DPO", out / "2-dpo" / "model")
+    label = "[3/4] GRPO (DAPO preset) on all 100 prompts, reward = correct sum"
+    stop = NoSignalStop(min_steps=min(100, steps["grpo"]))
+    with timer("grpo"):
+        r = create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[addition_correct],
+                              output_dir=str(out / "3-grpo"), max_steps=steps["grpo"], learning_rate=5e-4, batch_size=64, num_generations=8,
+                              max_completion_length=4, temperature=1.3, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
+                              callbacks=[stop, *line(label, "reward")]).train()
+    grpo_steps = r["global_step"]
+    if stop.stopped_at is not None:
+        say(f"      GRPO stopped at step {grpo_steps} of {steps['grpo']}: over the last {stop.window} steps {stop.level:.0%} of the prompt groups "
+            "got the same reward on every sample (no learning signal left)")
+    measure("after GRPO", out / "3-grpo" / "model")
+    label = "[4/4] PPO instead of GRPO, from the DPO model, same reward"
+    with timer("ppo"):
+        create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="ppo", reward_functions=[addition_correct],
+                          output_dir=str(out / "4-ppo"), max_steps=steps["ppo"], learning_rate=3e-4, batch_size=64, max_completion_length=4,
+                          kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
+                          callbacks=line(label, "objective/scores")).train()
+    measure("PPO instead", out / "4-ppo" / "model")
+    with timer("plots", "      plots and tables"):
+        for name in ("1-sft", "2-dpo", "3-grpo", "4-ppo"): save_figure(Run.load(out / name).plot(smooth=10 if name == "3-grpo" else 0), out / f"{name}.png")
+        save_figure(_summary_figure(results), out / "summary.png")
+        _save_before_after(results, out / "3-grpo")
     total = time.time() - t0
-    for name in ("1-sft", "2-dpo", "3-grpo", "4-ppo"): save_figure(Run.load(out / name).plot(smooth=10 if name == "3-grpo" else 0), out / f"{name}.png")
-    save_figure(_summary_figure(results), out / "summary.png")
-    _save_before_after(results, out / "3-grpo")
-    summary = dict(results=results, steps=steps, seconds={k: round(v, 1) for k, v in timings.items()}, total_seconds=round(total, 1), seed=seed)
+    seconds = {k: round(v, 1) for k, v in timer.seconds.items()}
+    summary = dict(results=results, steps=steps, grpo_steps_done=grpo_steps, grpo_stopped_early=stop.stopped_at is not None,
+                   seconds=seconds, total_seconds=round(total, 1), seed=seed)
     (out / "demo.json").write_text(json.dumps(summary, indent=1))
     say("\n" + format_table(results))
-    say(f"\ntime: {total:.0f} s (" + ", ".join(f"{k.upper()} {v:.0f} s" for k, v in timings.items()) + f"); runs and plots in {out}/")
+    say(f"\ntime: {total:.0f} s (" + ", ".join(f"{k if k in ('start', 'evaluation', 'plots') else k.upper()} {v:.0f} s" for k, v in seconds.items())
+        + f"); runs and plots in {out}/")
     return summary
 
 def format_table(results) -> str:
@@ -91,3 +164,19 @@ def _summary_figure(results):
     ax.set_xticks([j + w * (len(results) - 1) / 2 for j in range(len(keys))], [l for _, l in keys])
     ax.set_ylim(0, 1); ax.legend(fontsize=7); ax.set_title("addition task: what each stage adds", fontsize=10)
     return fig
+
+# %% ../nbs/12_demo.ipynb #e30a9187
+class NoSignalStop(Callback):
+    "Asks GRPO to stop once `frac_reward_zero_std` averaged over the last `window` logged steps reaches `threshold`."
+    def __init__(self, threshold: float = 0.9, window: int = 50, min_steps: int = 100):
+        self.threshold, self.window, self.min_steps = threshold, window, min_steps
+        self.recent, self.stopped_at = [], None
+    def on_log(self, trainer, step, metrics):
+        v = metrics.get("frac_reward_zero_std")
+        if v is None: return
+        self.recent = (self.recent + [float(v)])[-self.window:]
+        if self.stopped_at is None and step >= self.min_steps and len(self.recent) == self.window and self.level >= self.threshold:
+            self.stopped_at = step
+    @property
+    def level(self) -> float: return sum(self.recent) / max(len(self.recent), 1)
+    def should_stop(self) -> bool: return self.stopped_at is not None

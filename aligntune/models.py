@@ -14,8 +14,9 @@ from .config import ConfigError, PeftParams, PRECISIONS, _bad
 __all__ = ['BUILTIN_MODEL', 'CHATML_TEMPLATE', 'CHAR_TOKENS', 'ModelError', 'hardware', 'pick_precision', 'torch_dtype',
            'resolve_builtin_model', 'check_model_source', 'check_model_files', 'check_model_and_tokenizer',
            'check_target_modules', 'check_qlora', 'fix_tokenizer', 'build_tiny_model', 'tiny_model_path', 'char_model',
-           'load_tokenizer', 'load_model', 'lora_config', 'add_lora', 'is_unsloth_model', 'count_parameters',
-           'estimate_memory_gb', 'generate']
+           'checkpointing_args', 'hide_checkpointing_deprecation', 'enable_checkpointing', 'load_tokenizer',
+           'load_model', 'lora_config', 'add_lora', 'is_unsloth_model', 'count_parameters', 'estimate_memory_gb',
+           'generate']
 
 # %% ../nbs/02_models.ipynb #3ed1fcb8
 class ModelError(ValueError):
@@ -276,6 +277,25 @@ def char_model(seed: int = 0, initializer_range: float = 0.1):
     m = AutoModelForCausalLM.from_config(cfg)
     m.generation_config.pad_token_id, m.generation_config.eos_token_id = 0, 1
     return m, tok
+
+# %% ../nbs/02_models.ipynb #bfa81c3c
+def checkpointing_args(args_cls, on: bool) -> dict:
+    "The checkpointing switch for a transformers/TRL arguments class, under the name that release uses."
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(args_cls)}
+    return {"activation_checkpointing": bool(on)} if "activation_checkpointing" in names else {"gradient_checkpointing": bool(on)}
+
+def hide_checkpointing_deprecation():
+    "TRL 1.16 (at every generation) and PEFT (when wrapping) read `model.is_gradient_checkpointing`, which transformers 5.24 deprecated: not the user's to fix."
+    import warnings
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+def enable_checkpointing(model, kwargs: dict | None = None) -> bool:
+    "Turn on activation checkpointing with the method the model's transformers release offers; False when it has none."
+    if hasattr(model, "activation_checkpointing_enable"): model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    elif hasattr(model, "gradient_checkpointing_enable"): model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    else: return False
+    return True
 
 # %% ../nbs/02_models.ipynb #28943d93
 def _is_loaded_model(m): return hasattr(m, "forward") and hasattr(m, "config")

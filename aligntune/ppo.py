@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from fastcore.basics import patch
 from .config import ConfigError, UnifiedConfig, make_config
 from .callbacks import Dispatcher
-from .models import is_unsloth_model, lora_config
+from .models import is_unsloth_model, lora_config, enable_checkpointing, hide_checkpointing_deprecation
 from .rewards import prompt_text, weighted_total, score_with_reward_model
 from .runs import atomic_dir, checkpoint_problem, launched_processes
 from . import runs  # runs.save_checkpoint: the engine's own save_checkpoint method bears the same name
@@ -377,10 +377,10 @@ class PPOEngine:
         check_ppo_model(model)
         self.rewards = RewardScorer(reward_functions, reward_weights, reward_model or self.config.reward_model_name, reward_tokenizer,
                                     self.accelerator.device, self.config.model.max_seq_length)
+        hide_checkpointing_deprecation()  # PEFT reads the old name while wrapping, TRL while generating
         self.models = PPOModels(model, self.ppo.value_mode, self.config.peft, self.ppo.temperature, self.accelerator.device)
         self._broadcast_weights()
-        if self.config.model.gradient_checkpointing and hasattr(self.models.model, "gradient_checkpointing_enable"):
-            self.models.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.config.model.gradient_checkpointing: enable_checkpointing(self.models.model, {"use_reentrant": False})
         self.total_steps = self.training.max_steps or max(1, math.ceil(self.training.num_epochs * len(self.train_dataset) / (self.rollout_size * self.world)))
         self.optimizer, self.scheduler = _optimizer_and_scheduler(self.models, self.training, self.ppo, self.total_steps)
         self.kl_ctl = AdaptiveKLController(self.ppo.kl_coef, self.ppo.adaptive_kl_target, self.ppo.adaptive_kl_horizon)

@@ -75,7 +75,7 @@ def train_reward_model(pairs,  # list of {prompt, chosen, rejected} dicts or a d
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
     from trl import RewardConfig, RewardTrainer
-    from aligntune.models import fix_tokenizer
+    from aligntune.models import fix_tokenizer, checkpointing_args
     if not hasattr(pairs, "column_names"):
         rows = [dict(prompt=prompt_text(r.get("prompt")) if r.get("prompt") is not None else "", chosen=_to_text(r["chosen"]),
                      rejected=_to_text(r["rejected"])) for r in pairs]
@@ -91,7 +91,7 @@ def train_reward_model(pairs,  # list of {prompt, chosen, rejected} dicts or a d
     cpu = not torch.cuda.is_available()
     kw = dict(output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=learning_rate, per_device_train_batch_size=batch_size,
               max_length=max_length, seed=seed, report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=1,
-              gradient_checkpointing=False, use_cpu=cpu, bf16=False if cpu else torch.cuda.is_bf16_supported())
+              **checkpointing_args(RewardConfig, False), use_cpu=cpu, bf16=False if cpu else torch.cuda.is_bf16_supported())
     kw.update(config_kw)
     trainer = RewardTrainer(model=model, args=RewardConfig(**kw), train_dataset=ds, processing_class=tok)
     trainer.train()

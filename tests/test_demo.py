@@ -20,3 +20,11 @@ def test_demo_smoke(tmp_path):
     assert res["results"][1]["terse"] + res["results"][1]["seen_accuracy"] > 0
     ev = json.loads((out / "3-grpo" / "eval.json").read_text())
     assert "before_after" in ev
+    # every training stage reports its progress while it runs, and the end says where the time went
+    for stage, total in (("[1/4] SFT", res["steps"]["sft"]), ("[2/4] DPO", res["steps"]["dpo"]), ("[4/4] PPO", res["steps"]["ppo"])):
+        assert f"step {total}/{total}" in next(l for l in p.stdout.splitlines()[::-1] if l.startswith(stage)), p.stdout
+    assert f"step {res['grpo_steps_done']}/{res['steps']['grpo']}" in p.stdout
+    assert set(res["seconds"]) == {"start", "evaluation", "sft", "dpo", "grpo", "ppo", "plots"}
+    assert sum(res["seconds"].values()) <= res["total_seconds"] + 1
+    time_line = next(l for l in p.stdout.splitlines() if l.startswith("time:"))
+    for name in ("start", "evaluation", "SFT", "DPO", "GRPO", "PPO", "plots"): assert f"{name} " in time_line, time_line

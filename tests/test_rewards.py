@@ -111,13 +111,14 @@ def test_grpo_trainer_takes_resolved_rewards(tmp_path):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
-    from aligntune.models import tiny_model_path
+    from aligntune.models import tiny_model_path, checkpointing_args, hide_checkpointing_deprecation
+    hide_checkpointing_deprecation()  # TRL 1.16's own read of a name transformers 5.24 deprecated, as aligntune's trainers do
     path = tiny_model_path()
     fns, ws = resolve_reward_functions(["length", {"name": "numeric_match", "weight": 2.0}, "proper_ending"])
     ds = Dataset.from_list([{"prompt": f"What is {a} plus {b}?", "answer": str(a + b)} for a, b in [(1, 2), (3, 4), (2, 2), (5, 1)]])
     cfg = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=2, max_completion_length=8,
                      max_steps=3, learning_rate=1e-4, reward_weights=ws, use_cpu=True, bf16=False, report_to="none",
-                     disable_tqdm=True, save_strategy="no", logging_steps=1, gradient_checkpointing=False)
+                     disable_tqdm=True, save_strategy="no", logging_steps=1, **checkpointing_args(GRPOConfig, False))
     tok = AutoTokenizer.from_pretrained(path)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(path), reward_funcs=fns, args=cfg, train_dataset=ds,
                           processing_class=tok)

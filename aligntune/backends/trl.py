@@ -13,7 +13,9 @@ from .core import BackendError, SFTTrainerBase, RLTrainerBase, TrainerBase, is_m
 from ..runs import save_checkpoint, mark_checkpoint
 from ..data import prepare_dataset, split_dataset, DataError
 from ..rewards import weighted_total
-from ..models import load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, check_qlora, check_target_modules, ModelError
+from ..models import (load_model, pick_precision, hardware, fix_tokenizer, check_model_source, lora_config, check_qlora,
+                              check_target_modules, ModelError, checkpointing_args, hide_checkpointing_deprecation)
+
 
 # %% auto #0
 __all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'check_lengths', 'TRLSFTTrainer',
@@ -52,6 +54,8 @@ def _args_kwargs(cfg, has_eval: bool) -> dict:
 def build_trl_config(cls, kw: dict, explicit: set = frozenset()):
     "Instantiate a TRL config class from `kw`, dropping unknown fields unless they were set explicitly."
     names = {f.name for f in dataclasses.fields(cls)}
+    if "gradient_checkpointing" in kw:  # under the name this transformers release uses (5.24 renamed it)
+        kw = {**{k: v for k, v in kw.items() if k != "gradient_checkpointing"}, **checkpointing_args(cls, kw["gradient_checkpointing"])}
     unknown = [k for k in kw if k not in names]
     bad = [k for k in unknown if k in explicit]
     if bad:
@@ -226,6 +230,7 @@ class _TRLTrainer(TrainerBase):
     def setup(self):
         if getattr(self, "trl_trainer", None) is not None: return
         cfg = self.config
+        hide_checkpointing_deprecation()
         self._load_model()
         self._load_data()
         check_lengths(self.train_dataset, self.tokenizer, cfg)
