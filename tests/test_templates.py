@@ -8,7 +8,9 @@ def _long_rows(n=8):
                           {"role": "assistant", "content": "240"}]} for _ in range(n)]
 
 def test_every_token_masked_stops_before_training(tiny_model, tmp_path):
-    t = create_sft_trainer(tiny_model, _long_rows(), output_dir=str(tmp_path / "s"), max_steps=2, batch_size=4, max_seq_length=32,
+    # the first rows lose their reply to truncation; later short ones keep theirs, so the length check alone would let it run
+    short = [{"messages": [{"role": "user", "content": "1+2"}, {"role": "assistant", "content": "3"}]}] * 4
+    t = create_sft_trainer(tiny_model, _long_rows(4) + short, output_dir=str(tmp_path / "s"), max_steps=2, batch_size=4, max_seq_length=32,
                            assistant_only_loss=True)
     with pytest.raises(DataError, match=r"No token of the first 4 training rows is trained.*past max_length=32\. Raise max_seq_length"):
         t.train()
