@@ -341,10 +341,15 @@ def load_model(name_or_path, precision: str = "auto", peft: PeftParams | dict | 
                              "(tokenizer.save_pretrained(folder)), copy its files from the base model, or pass tokenizer=.")
         try:
             tokenizer = fix_tokenizer(tokenizer, chat_template, padding_side) if tokenizer is not None else load_tokenizer(src, trust_remote_code, revision, chat_template, padding_side)
-            if num_labels is not None:
-                model = transformers.AutoModelForSequenceClassification.from_pretrained(src, num_labels=num_labels, **kw)
-            else:
-                model = transformers.AutoModelForCausalLM.from_pretrained(src, **kw)
+            bars = kind == "local" and transformers.utils.logging.is_progress_bar_enabled()
+            if bars: transformers.utils.logging.disable_progress_bar()  # a local folder loads in moments; its bar would stay frozen in saved notebooks
+            try:
+                if num_labels is not None:
+                    model = transformers.AutoModelForSequenceClassification.from_pretrained(src, num_labels=num_labels, **kw)
+                else:
+                    model = transformers.AutoModelForCausalLM.from_pretrained(src, **kw)
+            finally:
+                if bars: transformers.utils.logging.enable_progress_bar()
         except OSError as e:
             if kind == "hub": raise ModelError(f"Could not load {src!r} from the hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
                                                "Check the id and your network, or pass a local folder.") from None
