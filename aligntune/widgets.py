@@ -615,7 +615,7 @@ class TrainPanel:
         run = self.run
         if run is None or _kernel() is None or not len(run.metrics): return None
         from IPython.display import Image, display
-        fig = mark_events(plot_training(run.metrics, run.algorithm, self.max_panels, title=run.name, width=10), self.events)
+        fig = mark_events(plot_training(run.metrics, run.algorithm, self.max_panels, title=run.name, width=10), self.marks)
         img = Image(figure_png(fig, dpi=80, colors=32))
         display(img); return img
     def _reset(self):
@@ -624,7 +624,7 @@ class TrainPanel:
         self._t_begin = self._last_draw = None
         self._ended = False
         self._series, self._algorithm, self._samples_at = {}, None, 0.0   # the curves so far, kept from the log events (the folder is read at the end)
-        self.events = []   # the run's health and knob events, drawn as marks on the curves
+        self.marks = []   # the run's health and knob events, drawn as marks on the curves
         self.health.on_train_begin(None)
         self.progress.max, self.progress.value = 1, 0
         self.error_box.value, self.note.value = "", ""
@@ -677,7 +677,7 @@ class TrainPanel:
         if self._training and not self.clicks_while_busy and threading.current_thread() is threading.main_thread():
             self.note.value = f"<span style='font-size:12px;color:#555'>{_STOP_HINT}</span>"
         self.inspector.bind(self.run_dir)   # the folder's earlier record, if any, has just moved to previous/
-        self.knobs = KnobPanel(trainer); self.knobs_box.children = [self.knobs.widget]
+        self._bind_knobs(trainer)
     def _on_step(self, step):
         self.step = int(step)
         if self._stop_asked and not self.stop_button.disabled: self._show_stopping()   # a click taken while the cell was busy
@@ -694,9 +694,18 @@ class TrainPanel:
         eta = f" · ETA {_dur(rate * (self.total - self.step))}" if self.total and self.step else ""
         if not self._stop_asked: self.status.value = f"step {self.step}/{self.total or '?'} · {rate:.2f} s/step · {_dur(el)}{eta}"
         if self.due(): self.refresh(live=True)
+    def _bind_knobs(self, trainer):
+        "The knobs tab: a KnobPanel on `trainer`, or why there is none (a trainer without `set`, or the reason it failed)."
+        W = _W()
+        self.knobs = None
+        if not hasattr(trainer, "set"):
+            self.knobs_box.children = [W.HTML(f"<i>{_esc(type(trainer).__name__)} has no live knobs (no <code>set</code>)</i>")]; return
+        try: self.knobs = KnobPanel(trainer)
+        except Exception as e: self.knobs_box.children = [W.HTML(_error_html(e, tb=False))]; return
+        self.knobs_box.children = [self.knobs.widget]
     def _mark(self, e):
         "A health message or a knob change: listed (health) and drawn on the curves at once."
-        self.events.append(e)
+        self.marks.append(e)
         if e["event"] == "health": self.health.on_health(None, **{k: e[k] for k in ("rule", "message", "step", "level")})
         if self._series: self.refresh(live=True)
     def _end(self, trainer, status, result):
@@ -720,13 +729,13 @@ class TrainPanel:
         with self._lock:
             t0 = time.perf_counter()
             if live and self._series:
-                self.curves.value = curves_html(self._series, training_keys(list(self._series), self._algorithm, self.max_panels), events=self.events)
+                self.curves.value = curves_html(self._series, training_keys(list(self._series), self._algorithm, self.max_panels), events=self.marks)
             else:
                 run = self.run
                 if run is None: return self
                 m = run.metrics
-                if not self.events: self.events = [e for e in run.events if e.get("event") in ("health", "knob")]   # a run shown from its folder
-                self.curves.value = curves_html(m, training_keys(m.columns, run.algorithm, self.max_panels) if len(m) else [], events=self.events)
+                if not self.marks: self.marks = [e for e in run.events if e.get("event") in ("health", "knob")]   # a run shown from its folder
+                self.curves.value = curves_html(m, training_keys(m.columns, run.algorithm, self.max_panels) if len(m) else [], events=self.marks)
             if self._new_samples and (not live or time.perf_counter() - self._samples_at >= 15):   # the samples table: at most every 15 s while training
                 self._new_samples, self._samples_at = False, time.perf_counter(); self.inspector.refresh()
             self._last_cost = time.perf_counter() - t0
