@@ -188,13 +188,13 @@ def event_label(e) -> str:
         return f"{e.get('name')}={', '.join(_fmt_tick(w) for w in v) if isinstance(v, (list, tuple)) else _fmt_tick(v) if isinstance(v, (int, float)) else v}"
     return str(e.get("rule") or e.get("event"))
 
-def _svg_mark(e, x, top, h) -> str:
-    "A thin dashed vertical line at step `e['step']` with a small label (the full text on hover)."
+def _svg_mark(e, x, top, h, row=0, left=False) -> str:
+    "A thin dashed vertical line at step `e['step']` with a small label (the full text on hover); `row` stacks labels that would overlap, `left` puts the label left of the line."
     color = _MARK_COLOR["knob"] if e.get("event") == "knob" else _MARK_COLOR.get(e.get("level"), _MARK_COLOR["warning"])
     label = html.escape(event_label(e))
     return (f'<g class="aligntune-mark" data-event="{html.escape(str(e.get("event")))}"><title>step {e["step"]}: {label}</title>'
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + h}" stroke="{color}" stroke-width="1" stroke-dasharray="4 2"/>'
-            f'<text x="{x + 2:.1f}" y="{top + 10}" font-size="9" fill="{color}">{label}</text></g>')
+            f'<text x="{x - 2 if left else x + 2:.1f}" y="{top + 10 + 10 * row}" font-size="9" fill="{color}" text-anchor="{"end" if left else "start"}">{label}</text></g>')
 
 def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400, events=()) -> str:
     "One chart: title, value ticks, whole-step ticks labelled 'step', the raw curve faint and its EMA over it (at most `max_points` drawn), `events` as marks."
@@ -225,7 +225,14 @@ def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400, e
     pts = lambda ys: " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, ys))
     out.append(f'<polyline points="{pts(y)}" fill="none" stroke="{_BLUE}" stroke-width="1.2" stroke-opacity="{0.3 if smoothed else 1}"/>')
     if smoothed: out.append(f'<polyline points="{pts(sm)}" fill="none" stroke="{_BLUE}" stroke-width="2"/>')
-    out += [_svg_mark(e, px(e["step"]), T, h) for e in marks]
+    ends = []   # where each row's last label ends: a label takes the first row it does not overlap
+    for e in marks:
+        xm = px(e["step"]); left = xm > L + 0.6 * w; n = 5 * len(event_label(e)) + 4   # about 5 px a character at 9 px
+        a, b = (xm - n, xm) if left else (xm, xm + n)
+        row = next((i for i, end in enumerate(ends) if end < a), len(ends))
+        if row == len(ends): ends.append(b)
+        else: ends[row] = b
+        out.append(_svg_mark(e, xm, T, h, row, left))
     if len(x) < 30: out += [f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.2" fill="{_BLUE}"/>' for a, b in zip(x, y)]
     return "".join(out) + "</svg>"
 
@@ -283,13 +290,16 @@ def mark_events(fig, events):
     "Draw `events` (dicts with `event` and `step`: health messages, knob changes) as vertical lines on each panel of `fig`; returns `fig`."
     for ax in fig.axes:
         if not ax.lines: continue
+        labels = {}
         for e in events:
             style = _EVENT_STYLE.get(e.get("event"))
             if style is None: continue
             ax.axvline(e["step"], lw=0.9, alpha=0.8, **style)
             ax.lines[-1].set_label(f"{e['event']}: {e.get('rule') or e.get('name')}")
-            ax.text(e["step"], 0.98, " " + event_label(e), transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="left",
-                    fontsize=7, color=style["color"])
+            labels.setdefault((e["step"], e["event"]), []).append(event_label(e))
+        for (step, kind), names in labels.items():   # one label a line: the events of one step and kind joined
+            ax.text(step, 0.98, " " + ", ".join(names), transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="left",
+                    fontsize=7, color=_EVENT_STYLE[kind]["color"])
     return fig
 
 # %% ../nbs/09_plots.ipynb #4a9f2e1b

@@ -171,7 +171,7 @@ class ConfigPanel:
         self.rewards_box = W.VBox([self.reward_select, self.weight_box])
         left = W.VBox([self.algorithm, self.preset, self.backend, self.error_box] + [w for k in FORM_FIELDS for w in (self.fields[k], self.notes[k])]
                       + list(self.groups.values()) + [self.rewards_box])
-        self.widget = W.HBox([left, W.VBox([W.HTML("<b>config.yaml</b>"), self.yaml_view, W.HTML("<b>will it fit?</b> (estimated from the model's config)"), self.fit_view], layout=W.Layout(margin="0 0 0 16px"))],
+        self.widget = W.HBox([left, W.VBox([W.HTML("<b>will it fit?</b> (estimated from the model's config)"), self.fit_view, W.HTML("<b>config.yaml</b>"), self.yaml_view], layout=W.Layout(margin="0 0 0 16px"))],
                              layout=W.Layout(flex_flow="row wrap"))
         self.widget.add_class("aligntune-config-panel")
         for w in [self.algorithm, self.backend, self.reward_select, *self.fields.values()]: w.observe(self._changed, names="value")
@@ -707,6 +707,7 @@ class TrainPanel:
         "A health message or a knob change: listed (health) and drawn on the curves at once."
         self.marks.append(e)
         if e["event"] == "health": self.health.on_health(None, **{k: e[k] for k in ("rule", "message", "step", "level")})
+        if e["event"] == "knob" and self.knobs is not None: self.knobs.show(**{e["name"]: e["value"]})   # a knob set from code, in its box
         if self._series: self.refresh(live=True)
     def _end(self, trainer, status, result):
         r = result or {}

@@ -32,6 +32,7 @@ def test_train_panel_shows_health_and_knob_marks(tiny_model, tmp_path):
     assert 'data-event="health"' in c and ">zero_reward_std</text>" in c
     assert 'data-event="knob"' in c and ">learning_rate=0.0002</text>" in c
     assert set(p.knobs.values()) >= {"learning_rate", "temperature", "beta", "reward_weights"}
+    assert p.knobs.boxes["learning_rate"].value == 2e-4 and p.knobs.current["learning_rate"] == 2e-4   # set from code, shown in its box
     assert p.knobs.trainer is t and p.tabs.children[2].children == (p.knobs.widget,)
 
 def test_config_panel_fit_table_follows_the_form():
