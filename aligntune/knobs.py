@@ -183,6 +183,12 @@ class KnobPanel:
                 except ValueError: out[name] = box.value
             else: out[name] = box.value
         return out
+    def show(self, **values):
+        "Put knob values applied elsewhere (from code, another panel) in the boxes; they become what 'changed' is measured from."
+        for name, v in values.items():
+            if name not in self.boxes: continue
+            self.boxes[name].value = ", ".join(f"{w:g}" for w in v) if name == "reward_weights" else float(v)
+            self.current[name] = list(v) if name == "reward_weights" else float(v)
     def apply(self) -> dict:
         "Queue the knobs whose boxes changed; shows and returns what was queued (an error is shown, not raised)."
         changed = {k: v for k, v in self.values().items() if v != self.current.get(k)}

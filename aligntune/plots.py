@@ -13,9 +13,9 @@ from .runs import Run, list_runs
 
 # %% auto #0
 __all__ = ['OTHER_PLOT_KEYS', 'EXTRA_KEYS', 'figure_png', 'save_figure', 'plot_keys', 'pick_keys', 'training_keys',
-           'metric_title', 'ema', 'constant_keys', 'nice_ticks', 'series_of', 'curves_html', 'plot_metrics',
-           'mark_events', 'plot_training', 'plot_runs_keys', 'fork_point', 'run_colors', 'plot_runs', 'eval_frames',
-           'plot_eval', 'plot_reward_scores']
+           'metric_title', 'ema', 'constant_keys', 'nice_ticks', 'event_label', 'series_of', 'curves_html',
+           'plot_metrics', 'mark_events', 'plot_training', 'plot_runs_keys', 'fork_point', 'run_colors', 'plot_runs',
+           'eval_frames', 'plot_eval', 'plot_reward_scores']
 
 # %% ../nbs/09_plots.ipynb #71d2b8e4
 def figure_png(fig, dpi: int = 72, colors: int | None = None) -> bytes:
@@ -179,8 +179,25 @@ _BLUE = "#1f77b4"
 def _fmt_tick(v) -> str:
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2g}"
 
-def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400) -> str:
-    "One chart: title, value ticks, whole-step ticks labelled 'step', the raw curve faint and its EMA over it (at most `max_points` drawn)."
+_MARK_COLOR = {"knob": "#1570ef", "warning": "#dc6803", "error": "#d92d20"}
+
+def event_label(e) -> str:
+    "A mark's short label: the health rule, or the knob and its new value."
+    if e.get("event") == "knob":
+        v = e.get("value")
+        return f"{e.get('name')}={', '.join(_fmt_tick(w) for w in v) if isinstance(v, (list, tuple)) else _fmt_tick(v) if isinstance(v, (int, float)) else v}"
+    return str(e.get("rule") or e.get("event"))
+
+def _svg_mark(e, x, top, h, row=0, left=False) -> str:
+    "A thin dashed vertical line at step `e['step']` with a small label (the full text on hover); `row` stacks labels that would overlap, `left` puts the label left of the line."
+    color = _MARK_COLOR["knob"] if e.get("event") == "knob" else _MARK_COLOR.get(e.get("level"), _MARK_COLOR["warning"])
+    label = html.escape(event_label(e))
+    return (f'<g class="aligntune-mark" data-event="{html.escape(str(e.get("event")))}"><title>step {e["step"]}: {label}</title>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + h}" stroke="{color}" stroke-width="1" stroke-dasharray="4 2"/>'
+            f'<text x="{x - 2 if left else x + 2:.1f}" y="{top + 10 + 10 * row}" font-size="9" fill="{color}" text-anchor="{"end" if left else "start"}">{label}</text></g>')
+
+def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400, events=()) -> str:
+    "One chart: title, value ticks, whole-step ticks labelled 'step', the raw curve faint and its EMA over it (at most `max_points` drawn), `events` as marks."
     smoothed = smooth and len(y) >= 10
     sm = ema(y, smooth) if smoothed else None
     if len(x) > max_points:   # thin a long run evenly, the last point kept
@@ -189,6 +206,8 @@ def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400) -
     L, R, T, B = 62, 10, 22, 34   # room for tick labels like 0.000975 at 12 px
     w, h = width - L - R, height - T - B
     x0, x1 = min(x), max(x); y0, y1 = min(y), max(y)
+    marks = [e for e in events if x0 <= e["step"] <= x1 + 1]   # a knob takes effect at the next step: its mark may sit one step ahead
+    if marks: x1 = max(x1, max(e["step"] for e in marks))
     if y1 == y0: y0, y1 = y0 - (abs(y0) or 1) * 0.05, y1 + (abs(y1) or 1) * 0.05
     pad = (y1 - y0) * 0.06; y0, y1 = y0 - pad, y1 + pad
     px = lambda v: L + (w * (v - x0) / (x1 - x0) if x1 > x0 else w / 2)
@@ -206,6 +225,14 @@ def _svg_chart(x, y, title, width=270, height=180, smooth=0.6, max_points=400) -
     pts = lambda ys: " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, ys))
     out.append(f'<polyline points="{pts(y)}" fill="none" stroke="{_BLUE}" stroke-width="1.2" stroke-opacity="{0.3 if smoothed else 1}"/>')
     if smoothed: out.append(f'<polyline points="{pts(sm)}" fill="none" stroke="{_BLUE}" stroke-width="2"/>')
+    ends = []   # where each row's last label ends: a label takes the first row it does not overlap
+    for e in marks:
+        xm = px(e["step"]); left = xm > L + 0.6 * w; n = 5 * len(event_label(e)) + 4   # about 5 px a character at 9 px
+        a, b = (xm - n, xm) if left else (xm, xm + n)
+        row = next((i for i, end in enumerate(ends) if end < a), len(ends))
+        if row == len(ends): ends.append(b)
+        else: ends[row] = b
+        out.append(_svg_mark(e, xm, T, h, row, left))
     if len(x) < 30: out += [f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.2" fill="{_BLUE}"/>' for a, b in zip(x, y)]
     return "".join(out) + "</svg>"
 
@@ -219,12 +246,16 @@ def series_of(data, keys) -> dict:
             if len(s): out[k] = (s["step"].astype(float).tolist(), s[k].astype(float).tolist())
     return out
 
-def curves_html(data, keys, width: int = 270, height: int = 180, smooth: float = 0.6) -> str:
-    "Small SVG charts of `keys` against step that wrap when narrow, and a note of the constant ones; HTML text. `data`: as `series_of` takes it."
+def _marked(events) -> list:
+    "The health and knob events among `events`, in step order."
+    return sorted((e for e in events or () if e.get("event") in ("health", "knob") and e.get("step") is not None), key=lambda e: e["step"])
+
+def curves_html(data, keys, width: int = 270, height: int = 180, smooth: float = 0.6, events=()) -> str:
+    "Small SVG charts of `keys` against step that wrap when narrow, and a note of the constant ones; HTML text. `data`: as `series_of` takes it; `events`: health and knob events (dicts with `event`, `step`) drawn as marks."
     series = series_of(data, keys or [])
     if not series: return "<i>the curves appear at the first logged step</i>"
     const = {k: v[0] for k, (_, v) in series.items() if len(v) >= 3 and min(v) == max(v)}
-    charts = [_svg_chart(x, y, metric_title(k), width, height, smooth) for k, (x, y) in series.items() if k not in const]
+    charts = [_svg_chart(x, y, metric_title(k), width, height, smooth, events=_marked(events)) for k, (x, y) in series.items() if k not in const]
     note = (f"<div style='font-size:12px;color:#555'>constant: {html.escape(', '.join(f'{metric_title(k)} = {_fmt_tick(v)}' for k, v in const.items()))}</div>"
             if const else "")
     return (f"<div class='aligntune-curves' style='display:flex;flex-wrap:wrap;gap:6px'>{''.join(charts)}</div>{note}")
@@ -259,11 +290,16 @@ def mark_events(fig, events):
     "Draw `events` (dicts with `event` and `step`: health messages, knob changes) as vertical lines on each panel of `fig`; returns `fig`."
     for ax in fig.axes:
         if not ax.lines: continue
+        labels = {}
         for e in events:
             style = _EVENT_STYLE.get(e.get("event"))
             if style is None: continue
             ax.axvline(e["step"], lw=0.9, alpha=0.8, **style)
             ax.lines[-1].set_label(f"{e['event']}: {e.get('rule') or e.get('name')}")
+            labels.setdefault((e["step"], e["event"]), []).append(event_label(e))
+        for (step, kind), names in labels.items():   # one label a line: the events of one step and kind joined
+            ax.text(step, 0.98, " " + ", ".join(names), transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="left",
+                    fontsize=7, color=_EVENT_STYLE[kind]["color"])
     return fig
 
 # %% ../nbs/09_plots.ipynb #4a9f2e1b

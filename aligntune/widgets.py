@@ -12,13 +12,17 @@ from .config import (ConfigError, ConfigWarning, UnifiedConfig, make_config, con
                               get_algorithm, _to_dict, _yaml_load, ALGORITHMS, BACKENDS)
 from .runs import describe_source, redacted_yaml
 from .callbacks import Callback
+from .health import HealthView
+from .knobs import KnobPanel
+from .fit import fit_report
 from .plots import (figure_png, plot_training, curves_html, training_keys, plot_runs, plot_runs_keys, plot_eval, eval_frames, plot_reward_scores,
+                             mark_events,
                              _as_run, _runs, _labels)
 
 # %% auto #0
 __all__ = ['FORM_FIELDS', 'ALL', 'EMPTY', 'show_panel', 'show_figure', 'html_table', 'reward_names', 'settings_fields',
-           'preset_text', 'field_of_error', 'ConfigPanel', 'sample_frame', 'SampleInspector', 'clicks_while_busy',
-           'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
+           'preset_text', 'field_of_error', 'fit_html', 'ConfigPanel', 'sample_frame', 'SampleInspector',
+           'clicks_while_busy', 'TrainPanel', 'config_diff', 'RunCompare', 'EvalView', 'RewardWorkbench']
 
 # %% ../nbs/08_widgets.ipynb #2010caa1
 def _W():
@@ -126,6 +130,17 @@ def field_of_error(message: str, keys) -> str | None:
     hits = [(m.start(), k) for k in keys for m in [re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", message or "")] if m]
     return min(hits)[1] if hits else None
 
+def fit_html(cfg) -> str:
+    "The fit estimate of `cfg` as a small table (GPU, precision, GiB needed and available, fits, what to change); the reason when there is none."
+    import pandas as pd
+    if not cfg.model.name_or_path: return "<div class='aligntune-fit' style='font-size:12px;color:#555'>set a model to estimate its memory</div>"
+    try: r = fit_report(cfg)
+    except (ConfigError, OSError, ValueError) as e: return f"<div class='aligntune-fit' style='font-size:12px;color:#555'>no estimate: {_esc(e)}</div>"
+    df = pd.DataFrame({"GPU": r.index, "precision": r["precision"].values, "GiB needed": r["total_gib"].round(2).values,
+                       "GiB on the GPU": r["memory_gib"].values, "fits": ["yes" if f else "no" for f in r["fits"]],
+                       "what to change": ["" if f else c for f, c in zip(r["fits"], r["change"])]})
+    return f"<div class='aligntune-fit'>{html_table(df)}</div>"
+
 class ConfigPanel:
     "A form for a run's config: model, data, algorithm (with its preset), backend, the algorithm's settings, rewards with weights."
     def __init__(self, config=None, rewards: list | None = None):
@@ -152,11 +167,11 @@ class ConfigPanel:
         self.weights = {r["name"]: W.FloatText(value=float(r.get("weight", 1.0)), description=f"weight {r['name']}", style=_STY, layout=W.Layout(width=_WIDE))
                         for r in self._base.get("rewards", [])}
         self.weight_box, self._observed = W.VBox(), set()
-        self.error_box, self.yaml_view = W.HTML(), W.HTML()
+        self.error_box, self.yaml_view, self.fit_view = W.HTML(), W.HTML(), W.HTML()
         self.rewards_box = W.VBox([self.reward_select, self.weight_box])
         left = W.VBox([self.algorithm, self.preset, self.backend, self.error_box] + [w for k in FORM_FIELDS for w in (self.fields[k], self.notes[k])]
                       + list(self.groups.values()) + [self.rewards_box])
-        self.widget = W.HBox([left, W.VBox([W.HTML("<b>config.yaml</b>"), self.yaml_view], layout=W.Layout(margin="0 0 0 16px"))],
+        self.widget = W.HBox([left, W.VBox([W.HTML("<b>will it fit?</b> (estimated from the model's config)"), self.fit_view, W.HTML("<b>config.yaml</b>"), self.yaml_view], layout=W.Layout(margin="0 0 0 16px"))],
                              layout=W.Layout(flex_flow="row wrap"))
         self.widget.add_class("aligntune-config-panel")
         for w in [self.algorithm, self.backend, self.reward_select, *self.fields.values()]: w.observe(self._changed, names="value")
@@ -215,6 +230,7 @@ class ConfigPanel:
         else:
             self.error_box.value = "".join(f"<div style='color:#8a5a00;font-size:12px'>warning: {_esc(w)}</div>" for w in self._warnings)
             self.yaml_view.value = f"<pre style='font-size:12px;max-height:420px;overflow:auto;margin:0'>{_esc(redacted_yaml(self._config))}</pre>"
+            self.fit_view.value = fit_html(self._config)
 
     # accessors
     def _value(self, key):
@@ -249,6 +265,10 @@ class ConfigPanel:
         return self._error
     @property
     def warnings(self) -> list: return list(self._warnings)
+    @property
+    def fit(self):
+        "The fit estimate of the current config (a DataFrame by GPU, as `fit_report` gives it)."
+        return fit_report(self.config)
     @property
     def config(self):
         "The config the form describes; raises the form's ConfigError when it is invalid."
@@ -439,6 +459,8 @@ class _PanelListener(Callback):
     def on_step(self, trainer, step): self.panel._on_step(step)
     def on_log(self, trainer, step, metrics): self.panel._log(trainer, step, metrics)
     def on_samples(self, trainer, step, rows): self.panel._new_samples = True
+    def on_health(self, trainer, **e): self.panel._mark(dict(event="health", **e))
+    def on_knob(self, trainer, **e): self.panel._mark(dict(event="knob", **e))
     def on_train_end(self, trainer, status, result): self.panel._end(trainer, status, result)
 
 # %% ../nbs/08_widgets.ipynb #2125dc16
@@ -504,10 +526,14 @@ class TrainPanel:
         self.curves.add_class("aligntune-live-curves")
         self.inspector = SampleInspector(None)
         self.config_view = W.HTML()
-        self.tabs = W.Tab(children=[self.curves, self.inspector.widget, self.config_view])
-        self.tabs.titles = ("curves", "samples", "config")
+        self.health = HealthView()     # the run's health messages, under the status line
+        self.health.widget.add_class("aligntune-health")
+        self.knobs = None              # a KnobPanel bound to the trainer, made when training begins
+        self.knobs_box = W.VBox([W.HTML("<i>the knobs appear when training begins</i>")])
+        self.tabs = W.Tab(children=[self.curves, self.inspector.widget, self.knobs_box, self.config_view])
+        self.tabs.titles = ("curves", "samples", "knobs", "config")
         self.widget = W.VBox([W.HBox([self.train_button, self.stop_button, self.resume_button, self.progress, self.status],
-                                     layout=W.Layout(flex_flow="row wrap")), self.note, self.error_box, self.tabs])
+                                     layout=W.Layout(flex_flow="row wrap")), self.note, self.error_box, self.health.widget, self.tabs])
         self.widget.add_class("aligntune-train-panel")
         self.train_button.on_click(self._on_train_click)
         self.resume_button.on_click(self._on_resume_click)
@@ -589,7 +615,8 @@ class TrainPanel:
         run = self.run
         if run is None or _kernel() is None or not len(run.metrics): return None
         from IPython.display import Image, display
-        img = Image(figure_png(plot_training(run.metrics, run.algorithm, self.max_panels, title=run.name, width=10), dpi=80, colors=32))
+        fig = mark_events(plot_training(run.metrics, run.algorithm, self.max_panels, title=run.name, width=10), self.marks)
+        img = Image(figure_png(fig, dpi=80, colors=32))
         display(img); return img
     def _reset(self):
         "A clean panel for a new run: no step, no curves, no error, no samples of the previous run."
@@ -597,6 +624,8 @@ class TrainPanel:
         self._t_begin = self._last_draw = None
         self._ended = False
         self._series, self._algorithm, self._samples_at = {}, None, 0.0   # the curves so far, kept from the log events (the folder is read at the end)
+        self.marks = []   # the run's health and knob events, drawn as marks on the curves
+        self.health.on_train_begin(None)
         self.progress.max, self.progress.value = 1, 0
         self.error_box.value, self.note.value = "", ""
         self.curves.value = "<i>the curves appear at the first logged step</i>"
@@ -648,6 +677,7 @@ class TrainPanel:
         if self._training and not self.clicks_while_busy and threading.current_thread() is threading.main_thread():
             self.note.value = f"<span style='font-size:12px;color:#555'>{_STOP_HINT}</span>"
         self.inspector.bind(self.run_dir)   # the folder's earlier record, if any, has just moved to previous/
+        self._bind_knobs(trainer)
     def _on_step(self, step):
         self.step = int(step)
         if self._stop_asked and not self.stop_button.disabled: self._show_stopping()   # a click taken while the cell was busy
@@ -664,6 +694,21 @@ class TrainPanel:
         eta = f" · ETA {_dur(rate * (self.total - self.step))}" if self.total and self.step else ""
         if not self._stop_asked: self.status.value = f"step {self.step}/{self.total or '?'} · {rate:.2f} s/step · {_dur(el)}{eta}"
         if self.due(): self.refresh(live=True)
+    def _bind_knobs(self, trainer):
+        "The knobs tab: a KnobPanel on `trainer`, or why there is none (a trainer without `set`, or the reason it failed)."
+        W = _W()
+        self.knobs = None
+        if not hasattr(trainer, "set"):
+            self.knobs_box.children = [W.HTML(f"<i>{_esc(type(trainer).__name__)} has no live knobs (no <code>set</code>)</i>")]; return
+        try: self.knobs = KnobPanel(trainer)
+        except Exception as e: self.knobs_box.children = [W.HTML(_error_html(e, tb=False))]; return
+        self.knobs_box.children = [self.knobs.widget]
+    def _mark(self, e):
+        "A health message or a knob change: listed (health) and drawn on the curves at once."
+        self.marks.append(e)
+        if e["event"] == "health": self.health.on_health(None, **{k: e[k] for k in ("rule", "message", "step", "level")})
+        if e["event"] == "knob" and self.knobs is not None: self.knobs.show(**{e["name"]: e["value"]})   # a knob set from code, in its box
+        if self._series: self.refresh(live=True)
     def _end(self, trainer, status, result):
         r = result or {}
         self._ended = True
@@ -685,12 +730,13 @@ class TrainPanel:
         with self._lock:
             t0 = time.perf_counter()
             if live and self._series:
-                self.curves.value = curves_html(self._series, training_keys(list(self._series), self._algorithm, self.max_panels))
+                self.curves.value = curves_html(self._series, training_keys(list(self._series), self._algorithm, self.max_panels), events=self.marks)
             else:
                 run = self.run
                 if run is None: return self
                 m = run.metrics
-                self.curves.value = curves_html(m, training_keys(m.columns, run.algorithm, self.max_panels) if len(m) else [])
+                if not self.marks: self.marks = [e for e in run.events if e.get("event") in ("health", "knob")]   # a run shown from its folder
+                self.curves.value = curves_html(m, training_keys(m.columns, run.algorithm, self.max_panels) if len(m) else [], events=self.marks)
             if self._new_samples and (not live or time.perf_counter() - self._samples_at >= 15):   # the samples table: at most every 15 s while training
                 self._new_samples, self._samples_at = False, time.perf_counter(); self.inspector.refresh()
             self._last_cost = time.perf_counter() - t0

@@ -4,6 +4,8 @@ Opens tests/_widgets_tour.ipynb, runs all cells, changes a value in the config p
 the tiny model with the Train button, and checks that the curves were redrawn and the sample inspector has rows.
 Then tests/_blocking_tour.ipynb: `panel.train()` blocking its cell, as the tutorials do; the panel shows itself,
 its curves are redrawn every few seconds, and Stop pressed while the cell runs ends the run within two steps.
+Then tests/_guardrails_tour.ipynb: a GRPO run with a constant reward trains in a TrainPanel; the health message shows
+under its status line, the health and knob marks on its curves, and the config panel's fit table.
 Screenshots are kept under tests/artifacts/ (git-ignored; ALIGNTUNE_ARTIFACTS=folder puts them elsewhere).
 """
 import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
@@ -15,6 +17,7 @@ pytestmark = pytest.mark.browser
 HERE = Path(__file__).parent
 NB = HERE / "_widgets_tour.ipynb"
 BLOCKING_NB = HERE / "_blocking_tour.ipynb"
+GUARD_NB = HERE / "_guardrails_tour.ipynb"
 ART = Path(os.environ.get("ALIGNTUNE_ARTIFACTS") or HERE / "artifacts")
 BIN = Path(sys.executable).parent
 
@@ -35,7 +38,7 @@ def lab(tmp_path_factory):
     "A fresh JupyterLab server on loopback, from this virtual environment, with its own settings; stopped afterwards."
     if not (BIN / "jupyter-lab").exists(): pytest.skip(f"jupyter-lab is not installed in {BIN} (pip install jupyterlab)")
     work = tmp_path_factory.mktemp("lab")
-    for nb in (NB, BLOCKING_NB): shutil.copy(nb, work / nb.name)
+    for nb in (NB, BLOCKING_NB, GUARD_NB): shutil.copy(nb, work / nb.name)
     settings = work / "labsettings"
     (settings / "@jupyterlab/apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
@@ -205,4 +208,44 @@ def test_blocking_train_redraws_and_stops(lab):
             print(f"redraws at {[round(c, 1) for c in changes]} s; longest gap {max(gaps):.1f} s; Stop at step {k}, ended at {end}")
         finally:
             (ART / "browser-console-blocking.log").write_text("\n".join(console))
+            browser.close()
+
+
+def test_health_message_and_marks_in_the_train_panel(lab):
+    "A GRPO run with a constant reward: the zero-variance message appears under the status line while it trains, the marks on the curves."
+    chromium = _chromium()
+    if chromium is None: pytest.skip("Chromium not found (apt-get install chromium, or set CHROMIUM=/path/to/chromium)")
+    from playwright.sync_api import sync_playwright
+    ART.mkdir(parents=True, exist_ok=True)
+    console = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        try:
+            page = _open_and_run_all(browser, lab, GUARD_NB, console, viewport=(1200, 1000))
+            panel = page.locator(".aligntune-train-panel")
+            health = panel.locator(".aligntune-health")
+            health.locator("text=zero_reward_std").wait_for(timeout=240_000)   # visible, on the panel's face: no tab to open
+            assert "raise num_generations or temperature" in health.inner_text().lower(), health.inner_text()
+            panel.scroll_into_view_if_needed()
+            panel.screenshot(path=str(ART / "21_health_message_live.png"))
+            page.wait_for_function("() => /(finished|failed) · step/.test(document.querySelector('.aligntune-train-panel').innerText)", timeout=240_000)   # the status line, not the words of a message
+            assert "finished" in panel.inner_text(), panel.inner_text()[:2000]
+            marks = panel.locator(".aligntune-live-curves .aligntune-mark")
+            assert marks.count() > 0 and panel.locator(".aligntune-live-curves .aligntune-mark[data-event='knob']").count() > 0
+            assert "learning_rate=0.0002" in panel.locator(".aligntune-live-curves").inner_text()
+            panel.screenshot(path=str(ART / "22_health_and_knob_marks.png"))
+            panel.locator(".lm-TabBar-tab:has-text('knobs')").click()
+            lr = panel.locator(".widget-inline-hbox:has(label:has-text('learning rate')) input")
+            lr.wait_for(timeout=15_000)
+            assert float(lr.input_value()) == 2e-4, lr.input_value()   # the knob set from code, in its box
+            panel.screenshot(path=str(ART / "23_knobs_tab.png"))
+            page.wait_for_selector(".jp-OutputArea-output img", timeout=60_000)     # the PNG of the curves, with the marks
+            page.locator(".jp-OutputArea-output img").first.screenshot(path=str(ART / "24_final_png.png"))
+            fit = page.locator(".aligntune-config-panel .aligntune-fit")
+            fit.wait_for(timeout=60_000)
+            assert "GiB needed" in fit.inner_text() and "T4" in fit.inner_text(), fit.inner_text()
+            fit.scroll_into_view_if_needed()
+            fit.screenshot(path=str(ART / "25_config_fit_table.png"))
+        finally:
+            (ART / "browser-console-guardrails.log").write_text("\n".join(console))
             browser.close()
