@@ -373,6 +373,7 @@ def _load_adapter_folder(src, prec, trust_remote_code, padding_side, chat_templa
     model, _ = load_model(base, precision=prec, trust_remote_code=trust_remote_code)
     tok_src = src if (Path(src) / "tokenizer_config.json").exists() else base
     tok = load_tokenizer(tok_src, trust_remote_code, None, chat_template, padding_side)
+    hide_checkpointing_deprecation()  # PEFT reads the attribute transformers 5.24 deprecated
     return PeftModel.from_pretrained(model, src), tok
 
 def lora_config(peft: PeftParams):
@@ -387,6 +388,7 @@ def add_lora(model, peft: PeftParams):
     check_target_modules(model, peft)
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         model = prepare_model_for_kbit_training(model)
+    hide_checkpointing_deprecation()  # PEFT reads the attribute transformers 5.24 deprecated
     return get_peft_model(model, lora_config(peft))
 
 def is_unsloth_model(model) -> bool:
