@@ -36,6 +36,40 @@ class SandboxResult:
                 f"timed_out={self.timed_out}, isolation={self.isolation!r})")
 
 # %% ../nbs/04a_sandbox.ipynb #34a93f2c
+_CODEC = r'''
+def _enc(v, depth=0):
+    "Plain data only: exact builtin types, tagged; anything else is refused."
+    t = type(v)
+    if depth > 100: raise ValueError("nested too deeply to report")
+    if v is None or t is bool or t is str: return v
+    if t is int: return ["i", str(v)]
+    if t is float: return ["f", repr(v)]
+    if t is complex: return ["c", repr(v.real), repr(v.imag)]
+    if t is bytes: return ["y", v.hex()]
+    if t in (list, tuple, set, frozenset):
+        items = [_enc(x, depth + 1) for x in v]
+        return [{list: "l", tuple: "t", set: "S", frozenset: "F"}[t], items]
+    if t is dict: return ["d", [[_enc(k, depth + 1), _enc(x, depth + 1)] for k, x in v.items()]]
+    raise TypeError(f"a value of type {t.__name__} is not plain data (expected None, bool, int, float, complex, str, bytes, list, tuple, set, frozenset or dict)")
+
+def _dec(v, depth=0):
+    "Rebuild tagged plain data as builtin values; anything else is refused."
+    if depth > 100: raise ValueError("nested too deeply")
+    if v is None or type(v) in (bool, str): return v
+    if type(v) is not list or not v or type(v[0]) is not str: raise ValueError(f"not plain data: {str(v)[:60]}")
+    tag, rest = v[0], v[1:]
+    if tag == "i" and len(rest) == 1 and type(rest[0]) is str: return int(rest[0])
+    if tag == "f" and len(rest) == 1 and type(rest[0]) is str: return float(rest[0])
+    if tag == "c" and len(rest) == 2 and all(type(x) is str for x in rest): return complex(float(rest[0]), float(rest[1]))
+    if tag == "y" and len(rest) == 1 and type(rest[0]) is str: return bytes.fromhex(rest[0])
+    if tag in ("l", "t", "S", "F") and len(rest) == 1 and type(rest[0]) is list:
+        return {"l": list, "t": tuple, "S": set, "F": frozenset}[tag](_dec(x, depth + 1) for x in rest[0])
+    if tag == "d" and len(rest) == 1 and type(rest[0]) is list:
+        return {_dec(k, depth + 1): _dec(x, depth + 1) for k, x in rest[0]}
+    raise ValueError(f"not plain data: tag {tag!r}")
+
+'''
+
 _CHILD = r'''
 import sys, os, json
 def _boot(p):
@@ -141,31 +175,6 @@ def _guard(root, readable):
                 raise PermissionError("reading outside the sandbox directory and Python's install is disabled")
     sys.addaudithook(hook)
 
-def _enc(v, depth=0):
-    "Plain data only: exact builtin types, tagged; anything else is refused."
-    t = type(v)
-    if depth > 100: raise ValueError("nested too deeply to report")
-    if v is None or t is bool or t is str: return v
-    if t is int: return ["i", str(v)]
-    if t is float: return ["f", repr(v)]
-    if t is complex: return ["c", repr(v.real), repr(v.imag)]
-    if t is bytes: return ["y", v.hex()]
-    if t in (list, tuple, set, frozenset):
-        items = [_enc(x, depth + 1) for x in v]
-        return [{list: "l", tuple: "t", set: "S", frozenset: "F"}[t], items]
-    if t is dict: return ["d", [[_enc(k, depth + 1), _enc(x, depth + 1)] for k, x in v.items()]]
-    raise TypeError(f"a value of type {t.__name__} is not plain data (expected None, bool, int, float, complex, str, bytes, list, tuple, set, frozenset or dict)")
-
-def _dec(v):
-    if v is None or type(v) in (bool, str): return v
-    tag, rest = v[0], v[1:]
-    if tag == "i": return int(rest[0])
-    if tag == "f": return float(rest[0])
-    if tag == "c": return complex(float(rest[0]), float(rest[1]))
-    if tag == "y": return bytes.fromhex(rest[0])
-    if tag == "d": return {_dec(k): _dec(x) for k, x in rest[0]}
-    return {"l": list, "t": tuple, "S": set, "F": frozenset}[tag](_dec(x) for x in rest[0])
-
 def _main():
     first = sys.stdin.buffer.readline()
     p = json.loads(first)
@@ -207,38 +216,13 @@ def _main():
                 send(rid, value=_enc(v))
         except BaseException as e:
             send(rid, error=err(e))
-_main()
 '''
+_CHILD += _CODEC + "_main()\n"  # one codec, run by the child and by the caller
+
 
 # %% ../nbs/04a_sandbox.ipynb #c7aa0b19
-def _dec(v, depth=0):
-    "Rebuild the child's tagged plain data as builtin values; anything else is refused."
-    if depth > 100: raise ValueError("nested too deeply")
-    if v is None or type(v) in (bool, str): return v
-    if type(v) is not list or not v or type(v[0]) is not str: raise ValueError(f"not plain data: {str(v)[:60]}")
-    tag, rest = v[0], v[1:]
-    if tag == "i" and len(rest) == 1 and type(rest[0]) is str: return int(rest[0])
-    if tag == "f" and len(rest) == 1 and type(rest[0]) is str: return float(rest[0])
-    if tag == "c" and len(rest) == 2 and all(type(x) is str for x in rest): return complex(float(rest[0]), float(rest[1]))
-    if tag == "y" and len(rest) == 1 and type(rest[0]) is str: return bytes.fromhex(rest[0])
-    if tag in ("l", "t", "S", "F") and len(rest) == 1 and type(rest[0]) is list:
-        return {"l": list, "t": tuple, "S": set, "F": frozenset}[tag](_dec(x, depth + 1) for x in rest[0])
-    if tag == "d" and len(rest) == 1 and type(rest[0]) is list:
-        return {_dec(k, depth + 1): _dec(x, depth + 1) for k, x in rest[0]}
-    raise ValueError(f"not plain data: tag {tag!r}")
+exec(_CODEC)  # `_enc` and `_dec`: the same source the child runs (it imports nothing of ours)
 
-def _enc(v, depth=0):
-    "The parent's side of the same encoding (values a test binds, sent to the child)."
-    t = type(v)
-    if depth > 100: raise ValueError("nested too deeply")
-    if v is None or t is bool or t is str: return v
-    if t is int: return ["i", str(v)]
-    if t is float: return ["f", repr(v)]
-    if t is complex: return ["c", repr(v.real), repr(v.imag)]
-    if t is bytes: return ["y", v.hex()]
-    if t in (list, tuple, set, frozenset): return [{list: "l", tuple: "t", set: "S", frozenset: "F"}[t], [_enc(x, depth + 1) for x in v]]
-    if t is dict: return ["d", [[_enc(k, depth + 1), _enc(x, depth + 1)] for k, x in v.items()]]
-    raise TypeError(f"a value of type {t.__name__} cannot be sent to the sandbox")
 
 # %% ../nbs/04a_sandbox.ipynb #3919dccf
 _SAFE_BUILTINS = {n: getattr(builtins, n) for n in (
