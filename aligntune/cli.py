@@ -146,7 +146,7 @@ def main(argv=None) -> int:
 def cmd_train(args):
     "Train from a YAML config: aligntune train CONFIG.yaml [--set key=value ...] [--resume]."
     from aligntune.config import load_yaml, apply_overrides, parse_set
-    from aligntune.backends.core import BackendFactory, is_main_process
+    from aligntune.backends.core import BackendFactory, is_main_process, _quiet_libraries
     from aligntune.recipes import RECIPES, load_recipe
     if os.path.exists(args.config): cfg = load_yaml(args.config)
     elif args.config in RECIPES: cfg = load_recipe(args.config)
@@ -159,6 +159,7 @@ def cmd_train(args):
     if args.max_steps is not None: ov["training.max_steps"] = args.max_steps
     if args.backend: ov["backend.backend"] = args.backend
     if ov: cfg = apply_overrides(cfg, ov)
+    _quiet_libraries()  # the per-map and per-save bars of datasets and transformers: the step lines say what happens
     res = BackendFactory.create_trainer(cfg, resume=args.resume).train()
     if res["status"] == "interrupted":
         if is_main_process(): print(f"interrupted at step {res['global_step']}: checkpoint and model saved in {res['output_dir']}; continue with: "

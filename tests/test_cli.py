@@ -21,6 +21,18 @@ def test_tiny_recipe_trains_with_cli_flags(name, tmp_path, capsys):
     assert (out / "model" / "config.json").exists()
     assert "done: 2 steps" in capsys.readouterr().out
 
+def test_a_terminal_user_sees_step_lines_not_library_bars(tmp_path):
+    "Without ALIGNTUNE_QUIET (as a user runs it), `aligntune train` prints its step lines and none of the per-map bars."
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "ALIGNTUNE_QUIET"}
+    p = subprocess.run([*aligntune_cmd(), "train", "sft-tiny", "-o", str(tmp_path / "run"), "--max-steps", "2"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    text = p.stdout + p.stderr
+    assert "step 1/2" in text and "step 2/2" in text and "done: 2 steps" in p.stdout, text[-2000:]
+    for bar in ("examples/s", "Tokenizing", "Writing model shards", "it/s]"):
+        assert bar not in text, (bar, text[-2000:])
+
 def test_errors_are_messages_not_tracebacks(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("algorithm: grpo\ntraining: {learnig_rate: 1e-4}\n")
