@@ -189,3 +189,24 @@ def test_stopping_a_launched_run_stops_every_process_at_the_same_step(tmp_path):
     st = json.loads((out / "run.json").read_text())
     assert res["status"] == st["status"] == "interrupted" and 2 <= res["global_step"] < 200, res
     assert st["global_step"] == res["global_step"] and (out / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_unsloth_under_a_launcher_is_refused_before_anything_loads(tmp_path):
+    "torchrun with backend='unsloth': every process stops with the reason before loading a model; nothing trains once per rank."
+    out = tmp_path / "refused"
+    script = tmp_path / "unsloth_ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from aligntune import create_sft_trainer
+        from aligntune.models import tiny_model_path
+        from aligntune.toy import addition_facts, sft_rows
+        t = create_sft_trainer(tiny_model_path(), sft_rows(addition_facts()), backend="unsloth", output_dir={str(out)!r}, max_steps=2)
+        print("TRAINING", flush=True); t.train()
+        """))
+    from aligntune.launch import launch_command
+    p = subprocess.run([*launch_command(2), str(script)], capture_output=True, text=True, env=env(), timeout=300, cwd=tmp_path)
+    assert p.returncode != 0 and "TRAINING" not in p.stdout, p.stdout[-2000:]
+    assert p.stderr.count("torchrun started 2 processes (WORLD_SIZE=2)") >= 2, p.stderr[-3000:]  # each rank refused
+    assert "Use backend='trl' for a multi-process run" in p.stderr, p.stderr[-3000:]
+    assert not (out / "model").exists() and not (out / "metrics.jsonl").exists()

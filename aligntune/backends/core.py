@@ -10,7 +10,7 @@ import os, sys, time, importlib, importlib.util, json, shutil, signal, threading
 from pathlib import Path
 from ..config import (ConfigError, UnifiedConfig, BackendConfig, make_config, normalize_algorithm, get_algorithm,
                               ALGORITHMS, _did_you_mean)
-from ..runs import RunWriter, Run, atomic_dir, refuse_if_busy, resolve_resume, checkpoint_problem, storage_error
+from ..runs import RunWriter, Run, launched_processes, atomic_dir, refuse_if_busy, resolve_resume, checkpoint_problem, storage_error
 from ..models import generate
 from ..callbacks import Dispatcher, RunRecorder, ConsoleProgress, CheckpointTimer
 
@@ -282,7 +282,7 @@ class BackendFactory:
             return "trl", f"backend=auto -> trl (unsloth not used: {why})"
         ok, why = cls.probe(bc.backend, algorithm)
         if ok: return bc.backend, f"backend={bc.backend}"
-        if not bc.fallback or bc.backend == "trl":
+        if not bc.fallback or bc.backend == "trl" or launched_processes() > 1:  # under a launcher the choice was the person's own: no quiet swap
             raise BackendError(f"backend={bc.backend!r} cannot run {algorithm} here: {why}. "
                                + ("Use backend='trl' or backend='auto'." if bc.backend != "trl" else ""))
         ok2, why2 = cls.probe("trl", algorithm)
