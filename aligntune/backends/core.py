@@ -215,10 +215,15 @@ def _stop_on_interrupt(trainer):
     if threading.current_thread() is not threading.main_thread(): yield; return  # signals reach only the main thread
     before = signal.getsignal(signal.SIGINT)
     def handler(signum, frame):
-        if trainer._interrupted: raise KeyboardInterrupt
+        several = launched_processes() > 1  # a launcher passes a Ctrl-C on to every process, then sends its own
+        if trainer._interrupted:
+            if several: return  # one process stopping at once would leave the others waiting for it inside a step
+            raise KeyboardInterrupt
         trainer._interrupted = "after step"; trainer.request_stop()
-        print(f"\naligntune: interrupted: finishing step {trainer.global_step + 1}, then saving a checkpoint and the model "
-              "(press Ctrl-C again to stop at once)", file=sys.stderr)
+        if several and not is_main_process(): return
+        print(f"\naligntune: interrupted: finishing step {trainer.global_step + 1}"
+              + (" on every process, then saving a checkpoint and the model" if several else
+                 ", then saving a checkpoint and the model (press Ctrl-C again to stop at once)"), file=sys.stderr)
     signal.signal(signal.SIGINT, handler)
     try: yield
     finally: signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
