@@ -320,3 +320,21 @@ def test_ctrl_c_stops_both_processes_at_one_step_with_one_checkpoint_and_the_run
     assert [m["step"] for m in metrics(out) if "train_runtime" not in m] == list(range(1, step + 3))
     st = json.loads((out / "run.json").read_text())
     assert st["resumed"][0]["step"] == step and st["global_step"] == step + 2 and st["num_processes"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["sft", "dpo"])
+def test_an_fsdp_config_on_cpus_is_refused_before_anything_loads(algo, tmp_path):
+    "accelerate launch --config_file fsdp.yaml on CPUs: accelerate 1.15 would train plain data parallel; every process stops with the reason."
+    from aligntune.launch import launch_command, distributed_options
+    from aligntune.recipes import write_accelerate_config
+    if distributed_options()["fsdp"][0]: pytest.skip("FSDP can run here (2+ CUDA GPUs)")
+    out = tmp_path / "fsdp"
+    script = training_script(tmp_path, algo, out, batch_size=PER_DEVICE)
+    cfg = write_accelerate_config("fsdp", tmp_path / "fsdp.yaml", num_processes=2, mixed_precision="no")
+    p = subprocess.run([*launch_command(2, "accelerate", accelerate_config=cfg), str(script)], capture_output=True, text=True,
+                       env=env(), timeout=300, cwd=tmp_path)
+    assert p.returncode != 0 and "RESULT" not in p.stdout, p.stdout[-2000:]
+    why = "accelerate launch asks for FSDP (its config file), which cannot run here: needs 2+ CUDA GPUs (0 here)"
+    assert p.stderr.count(why) >= 2 and "Launch with the 'ddp' config (or torchrun) here" in p.stderr, p.stderr[-3000:]
+    assert not out.exists()

@@ -302,6 +302,8 @@ class BackendFactory:
         funcs, weights = _check_rewards(config, reward_functions, reward_weights)
         config = _recorded_rewards(config, funcs, weights)
         backend, msg = cls.select(config.algorithm, backend_config or config.backend)
+        from aligntune.launch import launched_sharding_problem  # accelerate launch's FSDP or DeepSpeed, refused where it cannot run
+        if launched_sharding_problem(config.algorithm): raise ConfigError(launched_sharding_problem(config.algorithm))
         if verbose and is_main_process() and _choice_matters(backend_config or config.backend, backend): print(f"aligntune: {msg}")
         t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, resume=resume, **kw)
         t.backend_reason = msg
