@@ -91,7 +91,7 @@ def metrics(out) -> list:
 # - the GRPO family, RLOO and PPO sample completions; two processes draw other random numbers than one, so per-step values
 #   differ by sampling noise. What must agree exactly is the bookkeeping of one run with a global batch
 #   (steps, prompts seen, the number of processes), and the processes must end with identical weights
-#   (gradients averaged, not trained once per rank).
+#   (gradients averaged, not trained once per rank). Their metrics against one process: see SAMPLED below.
 EXACT = {"sft": "loss", "dpo": "loss", "kto": "loss", "orpo": "loss", "simpo": "loss"}
 
 @pytest.mark.slow
@@ -239,7 +239,8 @@ def test_unsloth_under_a_launcher_is_refused_before_anything_loads(tmp_path):
 #   steps (sample variances from the same two runs; GSPO logs its rewards at its n = 4 generations). Under "the same
 #   run up to sampling noise" the ratio is about Student-t with 2(n-1) = 6 to 10 degrees of freedom: 4 is exceeded
 #   with probability 0.3-0.7% per metric, so the handful of metrics per algorithm rarely trips by chance (3 would
-#   trip 1.3-2.4%); the runs are seeded and repeat exactly on a CPU, so a passing test does not flicker. A sum instead of a mean over processes doubles the value: the test asserts that
+#   trip 1.3-2.4%); the runs are seeded and repeat exactly on a CPU, so a passing test does not flicker. A sum
+#   instead of a mean over processes doubles the value: the test asserts that
 #   twice the two-process mean would fail the same check, for the token count and the text reward.
 SAMPLED_STEPS = 6
 SAMPLED = {"grpo": ("reward", "reward_std", "rewards/text_length/mean", "completions/mean_length", "entropy", "tokens_per_step"),
