@@ -14,7 +14,7 @@ from .runs import refuse_if_busy, _read_json
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'launch_command', 'LaunchError', 'Launch', 'launch', 'distributed_options']
+__all__ = ['LAUNCHERS', 'launch_command', 'LaunchError', 'Launch', 'launch', 'distributed_options', 'launched_sharding_problem']
 
 # %% ../nbs/05c_launch.ipynb #71b7323b
 LAUNCHERS = ("torchrun", "accelerate")
@@ -219,3 +219,20 @@ def distributed_options() -> dict:
     elif gpus < 2: ds = (False, need)
     else: ds = (True, f"DeepSpeed on {gpus} GPUs")
     return {"ddp": ddp, "fsdp": fsdp, "zero2": ds, "zero3": ds}
+
+# %% ../nbs/05c_launch.ipynb #415eda11
+_SHARDING_VARS = (("FSDP", "ACCELERATE_USE_FSDP", "fsdp"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED", "zero2"))
+
+def launched_sharding_problem(algorithm: str) -> str | None:
+    "Why the FSDP or DeepSpeed setup `accelerate launch` asked this process for cannot run `algorithm` here (None when none was asked for, or it can)."
+    asked = [(kind, name) for kind, var, name in _SHARDING_VARS if os.environ.get(var, "").lower() == "true"]
+    if not asked: return None
+    kind, name = asked[0]
+    if str(algorithm).lower() == "ppo":
+        return (f"accelerate launch asks for {kind} (its config file), and aligntune's PPO engine is data parallel and does not shard. "
+                "Launch PPO with the 'ddp' config (or torchrun), or use a GRPO-family algorithm or RLOO with this config.")
+    ok, why = distributed_options()[name]
+    if ok: return None
+    return (f"accelerate launch asks for {kind} (its config file), which cannot run here: {why}. The processes would train plain data "
+            f"parallel instead, without sharding. Launch with the 'ddp' config (or torchrun) here, and keep the {kind} config for a "
+            "machine with 2+ CUDA GPUs (see `distributed_options()`).")

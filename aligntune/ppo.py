@@ -386,7 +386,7 @@ class PPOEngine:
         self.kl_ctl = AdaptiveKLController(self.ppo.kl_coef, self.ppo.adaptive_kl_target, self.ppo.adaptive_kl_horizon)
         self.global_step, self.episode = 0, 0  # PPO updates done, prompts seen
         self.last_metrics, self.last_rollout, self.log_history = {}, None, []
-        self._rng = torch.Generator().manual_seed(self.training.seed)  # dataset order and minibatch shuffles
+        self._rng = torch.Generator().manual_seed(self.training.seed)  # minibatch shuffles
         self._order, self._pos = None, 0  # the current pass over the data and the position in it
         self.in_step = False  # True while an update is under way (an interrupt then cannot checkpoint it)
 
@@ -515,12 +515,14 @@ def _encode(self: PPOEngine, prompts) -> tuple:
 # %% ../nbs/06a_ppo.ipynb #5b1e0c15
 @patch
 def _next_indices(self: PPOEngine, n: int) -> list[int]:
-    "The next `n` dataset rows, reshuffled at every pass over the data."
+    "The next `n` dataset rows, reshuffled at every pass over the data (pass k shuffled by seed + k, so any number of processes deals the same order)."
     import torch
     out = []
     while len(out) < n:
         if self._order is None or self._pos >= len(self._order):
-            self._order, self._pos = torch.randperm(len(self.train_dataset), generator=self._rng).tolist(), 0
+            passes = (self.episode + len(out)) // len(self.train_dataset)  # rows dealt so far, over every process
+            g = torch.Generator().manual_seed(self.training.seed + passes)  # not self._rng: minibatch shuffles draw from it per process
+            self._order, self._pos = torch.randperm(len(self.train_dataset), generator=g).tolist(), 0
         take = self._order[self._pos:self._pos + n - len(out)]
         out += take; self._pos += len(take)
     return out
@@ -746,7 +748,7 @@ def train(self: PPOEngine) -> dict:
             rows = self._sample_rows(self.last_rollout) if self.num_logged_samples else []
             if rows: self.events.emit("samples", step=step, rows=rows)
         due = self._any(self.should_save())  # asked every step: it may consume a request
-        if due or (training.save_steps and step % training.save_steps == 0): self.save_checkpoint()
+        if due or (training.save_steps and step % training.save_steps == 0) or (stop and self.world > 1): self.save_checkpoint()  # one process alone cannot save a stop's checkpoint later
         if stop: break
     return {"global_step": self.global_step, "metrics": self.last_metrics, "output_dir": training.output_dir}
 

@@ -86,7 +86,7 @@ def write_recipes(folder) -> list:
     return out
 
 # %% ../nbs/13_recipes.ipynb #0ea6fdb7
-_ACCEL_HEAD = "compute_environment: LOCAL_MACHINE\nnum_machines: 1\nmachine_rank: 0\nnum_processes: {n}\nmixed_precision: {mp}\n"
+_ACCEL_HEAD = "compute_environment: LOCAL_MACHINE\nnum_machines: 1\nmachine_rank: 0\nnum_processes: {n}\nmixed_precision: '{mp}'\n"
 ACCELERATE_CONFIGS = {  # accelerate config files by name: what each shards is explained above
     "ddp": "distributed_type: MULTI_GPU\n",
     "fsdp": ("distributed_type: FSDP\nfsdp_config:\n  fsdp_version: 2\n  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP\n"

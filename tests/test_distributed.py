@@ -11,7 +11,16 @@ def digit_share(prompts, completions, **kw):
     texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
     return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
 
-def build(algo, out, batch_size, **kw):
+def prompt_score(prompts, completions, **kw):
+    "A reward fixed by the prompt alone (its digits' sum mod 5, over 4): the same prompts give the same values, whatever was sampled."
+    texts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
+    return [sum(int(ch) for ch in t if ch.isdigit()) % 5 / 4 for t in texts]
+
+def text_length(prompts, completions, **kw):
+    "A reward of the sampled text with spread on a random model: its length in characters, over 20."
+    return [len(c if isinstance(c, str) else c[-1]["content"]) / 20 for c in completions]
+
+def build(algo, out, batch_size, rewards=("digit_share",), **kw):
     "The tiny run every test here uses; `batch_size` is per process."
     from aligntune import create_sft_trainer, create_rl_trainer
     from aligntune.models import tiny_model_path
@@ -26,7 +35,7 @@ def build(algo, out, batch_size, **kw):
         return create_rl_trainer(tiny_model_path(), rows, algorithm=algo, **kw)
     extra = dict(num_ppo_epochs=1, num_mini_batches=1) if algo == "ppo" else dict(num_generations=4)
     if algo == "dapo": extra["mask_truncated_completions"] = False  # the random tiny model never stops: DAPO would mask every completion
-    return create_rl_trainer(tiny_model_path(), prompt_rows(addition_facts()[:40]), algorithm=algo, reward_functions=[digit_share],
+    return create_rl_trainer(tiny_model_path(), prompt_rows(addition_facts()[:40]), algorithm=algo, reward_functions=[globals()[r] for r in rewards],
                              max_completion_length=4, **extra, **kw)
 
 def weights_digest(t) -> str:
@@ -45,6 +54,20 @@ def env():
 
 def two_processes(tmp_path, algo, out, launcher="torchrun", **kw) -> list:
     "Train `algo` into `out` under a two-process launcher; each rank's RESULT (rank, world, steps, pid, weights digest)."
+    script = training_script(tmp_path, algo, out, **kw)
+    from aligntune.launch import launch_command
+    cmd = launch_command(2, launcher)  # torchrun --standalone, or accelerate launch --multi_gpu on a free port
+    p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env(), timeout=900, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    return results(p.stdout)
+
+def results(stdout) -> list:
+    res = sorted((json.loads(l.split("RESULT ", 1)[1]) for l in stdout.splitlines() if l.startswith("RESULT ")), key=lambda r: r["rank"])
+    assert [r["rank"] for r in res] == [0, 1] and all(r["world"] == 2 for r in res), stdout[-2000:]
+    return res
+
+def training_script(tmp_path, algo, out, **kw) -> Path:
+    "A script that trains `algo` into `out` and prints this process's RESULT."
     script = tmp_path / f"ddp_{algo}.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys, json, torch; sys.path.insert(0, {str(TESTS)!r}); torch.set_num_threads(1)
@@ -54,13 +77,7 @@ def two_processes(tmp_path, algo, out, launcher="torchrun", **kw) -> list:
         print("RESULT", json.dumps(dict(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), steps=res["global_step"],
                                         status=res["status"], pid=os.getpid(), digest=weights_digest(t))), flush=True)
         """))
-    from aligntune.launch import launch_command
-    cmd = launch_command(2, launcher)  # torchrun --standalone, or accelerate launch --multi_gpu on a free port
-    p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env(), timeout=900, cwd=tmp_path)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
-    res = sorted((json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")), key=lambda r: r["rank"])
-    assert [r["rank"] for r in res] == [0, 1] and all(r["world"] == 2 for r in res), p.stdout[-2000:]
-    return res
+    return script
 
 def metrics(out) -> list:
     return [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
@@ -74,7 +91,7 @@ def metrics(out) -> list:
 # - the GRPO family, RLOO and PPO sample completions; two processes draw other random numbers than one, so per-step values
 #   differ by sampling noise. What must agree exactly is the bookkeeping of one run with a global batch
 #   (steps, prompts seen, the number of processes), and the processes must end with identical weights
-#   (gradients averaged, not trained once per rank).
+#   (gradients averaged, not trained once per rank). Their metrics against one process: see SAMPLED below.
 EXACT = {"sft": "loss", "dpo": "loss", "kto": "loss", "orpo": "loss", "simpo": "loss"}
 
 @pytest.mark.slow
@@ -189,3 +206,140 @@ def test_stopping_a_launched_run_stops_every_process_at_the_same_step(tmp_path):
     st = json.loads((out / "run.json").read_text())
     assert res["status"] == st["status"] == "interrupted" and 2 <= res["global_step"] < 200, res
     assert st["global_step"] == res["global_step"] and (out / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_unsloth_under_a_launcher_is_refused_before_anything_loads(tmp_path):
+    "torchrun with backend='unsloth': every process stops with the reason before loading a model; nothing trains once per rank."
+    out = tmp_path / "refused"
+    script = tmp_path / "unsloth_ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from aligntune import create_sft_trainer
+        from aligntune.models import tiny_model_path
+        from aligntune.toy import addition_facts, sft_rows
+        t = create_sft_trainer(tiny_model_path(), sft_rows(addition_facts()), backend="unsloth", output_dir={str(out)!r}, max_steps=2)
+        print("TRAINING", flush=True); t.train()
+        """))
+    from aligntune.launch import launch_command
+    p = subprocess.run([*launch_command(2), str(script)], capture_output=True, text=True, env=env(), timeout=300, cwd=tmp_path)
+    assert p.returncode != 0 and "TRAINING" not in p.stdout, p.stdout[-2000:]
+    assert p.stderr.count("torchrun started 2 processes (WORLD_SIZE=2)") >= 2, p.stderr[-3000:]  # each rank refused
+    assert "Use backend='trl' for a multi-process run" in p.stderr, p.stderr[-3000:]
+    assert not (out / "model").exists() and not (out / "metrics.jsonl").exists()
+
+
+# Sampling algorithms against one process. Two processes draw other random numbers than one, so their completions
+# differ and per-step values are draws from the same distribution, not equal numbers. Two kinds of check:
+# - exact: `prompt_score` depends on the prompt alone, and both runs deal out the same prompts per global step (over
+#   SAMPLED_STEPS = 6 steps of 8 rows from 40 prompts, into the second pass over them), so its
+#   logged mean (and, for the GRPO family, std) must agree step by step up to float summation order (1e-6). Its value
+#   moves from step to step (checked), so rank 0's rewards alone, half the batch, or a sum over processes would not match.
+# - statistical: for each sampled metric, |mean_2p - mean_1p| <= 4 * sqrt(var_2p/n + var_1p/n) over n = SAMPLED_STEPS
+#   steps (sample variances from the same two runs; GSPO logs its rewards at its n = 4 generations). Under "the same
+#   run up to sampling noise" the ratio is about Student-t with 2(n-1) = 6 to 10 degrees of freedom: 4 is exceeded
+#   with probability 0.3-0.7% per metric, so the handful of metrics per algorithm rarely trips by chance (3 would
+#   trip 1.3-2.4%); the runs are seeded and repeat exactly on a CPU, so a passing test does not flicker. A sum
+#   instead of a mean over processes doubles the value: the test asserts that
+#   twice the two-process mean would fail the same check, for the token count and the text reward.
+SAMPLED_STEPS = 6
+SAMPLED = {"grpo": ("reward", "reward_std", "rewards/text_length/mean", "completions/mean_length", "entropy", "tokens_per_step"),
+           "gspo": ("reward", "reward_std", "rewards/text_length/mean", "completions/mean_length", "entropy", "tokens_per_step"),
+           "ppo": ("objective/scores", "rewards/text_length/mean", "completions/mean_length", "objective/entropy", "objective/kl")}
+DOUBLED = {"grpo": ("tokens_per_step", "rewards/text_length/mean"), "gspo": ("tokens_per_step", "rewards/text_length/mean"),
+           "ppo": ("completions/mean_length", "rewards/text_length/mean")}
+
+def within_noise(a, b, z=4.0) -> tuple:
+    "(agrees, difference of means, tolerance): the means of two series differ by at most z standard errors of that difference."
+    import statistics as st
+    n, m = len(a), len(b)
+    tol = z * ((st.variance(a) / n + st.variance(b) / m) ** 0.5) + 1e-6 * max(abs(st.mean(a)), abs(st.mean(b)), 1e-3)
+    d = abs(st.mean(a) - st.mean(b))
+    return d <= tol, d, tol
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["grpo", "gspo", "ppo"])
+def test_a_sampling_run_on_two_processes_matches_one_process_within_sampling_noise(algo, tmp_path):
+    # GSPO's preset generates every 4 steps; every 2 here (still off-policy on the second), 8 steps: 4 generations
+    steps = 8 if algo == "gspo" else SAMPLED_STEPS
+    kw = dict(rewards=("prompt_score", "text_length"), max_steps=steps, **({"steps_per_generation": 2} if algo == "gspo" else {}))
+    out, ref = tmp_path / "two", tmp_path / "one"
+    res = two_processes(tmp_path, algo, out, batch_size=PER_DEVICE, **kw)
+    assert all(r["steps"] == steps for r in res) and res[0]["digest"] == res[1]["digest"]
+    assert build(algo, ref, batch_size=2 * PER_DEVICE, **kw).train()["global_step"] == steps
+    a, b = ([m for m in metrics(d) if "train_runtime" not in m] for d in (out, ref))
+    assert len(a) == len(b) == steps
+    def series(rows, k) -> list:  # the values of `k` at the steps that log it (the GRPO family logs rewards when it generates)
+        if k == "tokens_per_step":
+            seen = [m["num_tokens"] for m in rows if "num_tokens" in m]
+            return [u - v for u, v in zip(seen, [0] + seen[:-1])]
+        return [m[k] for m in rows if k in m]
+    exact = ["rewards/prompt_score/mean"] + (["rewards/prompt_score/std"] if algo != "ppo" else [])
+    for k in exact:
+        x, y = series(a, k), series(b, k)
+        assert len(x) == len(y) >= 4 and max(abs(u - v) for u, v in zip(x, y)) <= 1e-6, (k, x, y)
+        assert len({round(v, 6) for v in y}) > 1, (k, y)  # it moves with the prompts: another share of them would not match
+    report = []
+    for k in SAMPLED[algo]:
+        x, y = series(a, k), series(b, k)
+        assert len(x) == len(y) >= 4, (k, x, y)
+        ok, d, tol = within_noise(x, y)
+        report.append(f"{k} ({len(x)} values): 2p {sum(x) / len(x):.4g} 1p {sum(y) / len(y):.4g} |d| {d:.3g} tol {tol:.3g}")
+        assert ok, (k, x, y, d, tol)
+        if k in DOUBLED[algo]:  # a sum over the two processes instead of a mean would be caught
+            assert not within_noise([2 * v for v in x], y)[0], (k, x, y)
+    print(f"{algo}, {steps} steps, 2 x {PER_DEVICE} against 1 x {2 * PER_DEVICE}:", *report, sep="\n  ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["sft", "ppo"])
+def test_ctrl_c_stops_both_processes_at_one_step_with_one_checkpoint_and_the_run_resumes(algo, tmp_path):
+    "Ctrl-C in the terminal (SIGINT to the launcher's process group): one step for all, one complete checkpoint, 'interrupted', resumable."
+    import signal, time
+    from aligntune.launch import launch_command
+    from aligntune.runs import checkpoint_problem
+    out = tmp_path / "run"
+    script = training_script(tmp_path, algo, out, batch_size=PER_DEVICE, max_steps=200)
+    p = subprocess.Popen([*launch_command(2), str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
+                         cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= 1):
+            assert p.poll() is None and time.monotonic() < deadline, "the run ended or never logged a step"
+            time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the launcher and both processes get it
+        text = p.communicate(timeout=300)[0]
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode != 0, text[-3000:]
+    res = results(text)
+    step = res[0]["steps"]
+    assert all(r["status"] == "interrupted" and r["steps"] == step for r in res) and 1 <= step < 200, res
+    assert res[0]["digest"] == res[1]["digest"]
+    st = json.loads((out / "run.json").read_text())
+    assert st["status"] == "interrupted" and st["global_step"] == step and st["pid"] == res[0]["pid"] and st["num_processes"] == 2
+    assert sorted(c.name for c in out.glob("checkpoint-*")) == [f"checkpoint-{step}"], list(out.iterdir())
+    assert checkpoint_problem(out / f"checkpoint-{step}") is None and (out / "model").is_dir()
+    again = two_processes(tmp_path, algo, out, batch_size=PER_DEVICE, max_steps=step + 2, resume=True)
+    assert all(r["steps"] == step + 2 and r["status"] == "finished" for r in again) and again[0]["digest"] == again[1]["digest"]
+    assert [m["step"] for m in metrics(out) if "train_runtime" not in m] == list(range(1, step + 3))
+    st = json.loads((out / "run.json").read_text())
+    assert st["resumed"][0]["step"] == step and st["global_step"] == step + 2 and st["num_processes"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["sft", "dpo"])
+def test_an_fsdp_config_on_cpus_is_refused_before_anything_loads(algo, tmp_path):
+    "accelerate launch --config_file fsdp.yaml on CPUs: accelerate 1.15 would train plain data parallel; every process stops with the reason."
+    from aligntune.launch import launch_command, distributed_options
+    from aligntune.recipes import write_accelerate_config
+    if distributed_options()["fsdp"][0]: pytest.skip("FSDP can run here (2+ CUDA GPUs)")
+    out = tmp_path / "fsdp"
+    script = training_script(tmp_path, algo, out, batch_size=PER_DEVICE)
+    cfg = write_accelerate_config("fsdp", tmp_path / "fsdp.yaml", num_processes=2, mixed_precision="no")
+    p = subprocess.run([*launch_command(2, "accelerate", accelerate_config=cfg), str(script)], capture_output=True, text=True,
+                       env=env(), timeout=300, cwd=tmp_path)
+    assert p.returncode != 0 and "RESULT" not in p.stdout, p.stdout[-2000:]
+    why = "accelerate launch asks for FSDP (its config file), which cannot run here: needs 2+ CUDA GPUs (0 here)"
+    assert p.stderr.count(why) >= 2 and "Launch with the 'ddp' config (or torchrun) here" in p.stderr, p.stderr[-3000:]
+    assert not out.exists()

@@ -10,7 +10,7 @@ import os, sys, time, importlib, importlib.util, json, shutil, signal, threading
 from pathlib import Path
 from ..config import (ConfigError, UnifiedConfig, BackendConfig, make_config, normalize_algorithm, get_algorithm,
                               ALGORITHMS, _did_you_mean)
-from ..runs import RunWriter, Run, atomic_dir, refuse_if_busy, resolve_resume, checkpoint_problem, storage_error
+from ..runs import RunWriter, Run, launched_processes, atomic_dir, refuse_if_busy, resolve_resume, checkpoint_problem, storage_error
 from ..models import generate
 from ..callbacks import Dispatcher, RunRecorder, ConsoleProgress, CheckpointTimer
 
@@ -215,10 +215,15 @@ def _stop_on_interrupt(trainer):
     if threading.current_thread() is not threading.main_thread(): yield; return  # signals reach only the main thread
     before = signal.getsignal(signal.SIGINT)
     def handler(signum, frame):
-        if trainer._interrupted: raise KeyboardInterrupt
+        several = launched_processes() > 1  # a launcher passes a Ctrl-C on to every process, then sends its own
+        if trainer._interrupted:
+            if several: return  # one process stopping at once would leave the others waiting for it inside a step
+            raise KeyboardInterrupt
         trainer._interrupted = "after step"; trainer.request_stop()
-        print(f"\naligntune: interrupted: finishing step {trainer.global_step + 1}, then saving a checkpoint and the model "
-              "(press Ctrl-C again to stop at once)", file=sys.stderr)
+        if several and not is_main_process(): return
+        print(f"\naligntune: interrupted: finishing step {trainer.global_step + 1}"
+              + (" on every process, then saving a checkpoint and the model" if several else
+                 ", then saving a checkpoint and the model (press Ctrl-C again to stop at once)"), file=sys.stderr)
     signal.signal(signal.SIGINT, handler)
     try: yield
     finally: signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
@@ -282,7 +287,7 @@ class BackendFactory:
             return "trl", f"backend=auto -> trl (unsloth not used: {why})"
         ok, why = cls.probe(bc.backend, algorithm)
         if ok: return bc.backend, f"backend={bc.backend}"
-        if not bc.fallback or bc.backend == "trl":
+        if not bc.fallback or bc.backend == "trl" or launched_processes() > 1:  # under a launcher the choice was the person's own: no quiet swap
             raise BackendError(f"backend={bc.backend!r} cannot run {algorithm} here: {why}. "
                                + ("Use backend='trl' or backend='auto'." if bc.backend != "trl" else ""))
         ok2, why2 = cls.probe("trl", algorithm)
@@ -297,6 +302,8 @@ class BackendFactory:
         funcs, weights = _check_rewards(config, reward_functions, reward_weights)
         config = _recorded_rewards(config, funcs, weights)
         backend, msg = cls.select(config.algorithm, backend_config or config.backend)
+        from aligntune.launch import launched_sharding_problem  # accelerate launch's FSDP or DeepSpeed, refused where it cannot run
+        if launched_sharding_problem(config.algorithm): raise ConfigError(launched_sharding_problem(config.algorithm))
         if verbose and is_main_process() and _choice_matters(backend_config or config.backend, backend): print(f"aligntune: {msg}")
         t = cls.trainer_class(backend, config.algorithm)(config, reward_functions=funcs, reward_weights=weights, resume=resume, **kw)
         t.backend_reason = msg

@@ -86,7 +86,7 @@ def _event_relay(trainer):
             stop, save = trainer.should_stop(), trainer.checkpoint_due()
             if args.world_size > 1: stop, save = _on_any_process(trainer.trl_trainer.accelerator, stop, save)  # all stop and save at the same step
             if stop: control.should_training_stop = True
-            if save: control.should_save = True
+            if save or (stop and args.world_size > 1): control.should_save = True  # several processes save a stop's checkpoint together
         def on_log(self, args, state, control, logs=None, **kw):
             if not state.is_world_process_zero or not logs: return
             logs = dict(logs)

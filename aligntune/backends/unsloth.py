@@ -11,13 +11,14 @@ from pathlib import Path
 from ..config import ConfigError, get_algorithm, normalize_algorithm
 from .core import BackendFactory, BackendError
 from .trl import TRLSFTTrainer, TRLDPOTrainer, TRLGRPOTrainer
+from ..runs import launched_processes
 from ..models import ModelError, fix_tokenizer, check_model_source, load_model
 
 # %% auto #0
 __all__ = ['INSTALL_HINT', 'MIN_UNSLOTH', 'CHECKED_REQUIREMENTS', 'PPO_REASON', 'PATCHED_LIBRARIES', 'SAVE_METHODS',
-           'requirement_problems', 'version_problems', 'probe', 'UnslothImportOrderWarning', 'import_order_problem',
-           'import_order_message', 'import_unsloth', 'made_by_unsloth', 'UnslothSFTTrainer', 'UnslothDPOTrainer',
-           'UnslothGRPOTrainer']
+           'requirement_problems', 'version_problems', 'multi_process_reason', 'probe', 'UnslothImportOrderWarning',
+           'import_order_problem', 'import_order_message', 'import_unsloth', 'made_by_unsloth', 'UnslothSFTTrainer',
+           'UnslothDPOTrainer', 'UnslothGRPOTrainer']
 
 # %% ../../nbs/05b_backends.unsloth.ipynb #bbd29280
 INSTALL_HINT = "pip install 'aligntune[unsloth]'"
@@ -67,10 +68,25 @@ def _gpu():
     if not torch.cuda.is_available(): return None
     return torch.cuda.get_device_name(0), tuple(torch.cuda.get_device_capability(0))
 
+def _launcher() -> str:
+    "The launcher that started this process, as a person typed it."
+    if "ACCELERATE_MIXED_PRECISION" in os.environ: return "accelerate launch"
+    if "TORCHELASTIC_RUN_ID" in os.environ: return "torchrun"
+    return "a multi-process launcher"
+
+def multi_process_reason() -> str | None:
+    "Why Unsloth cannot run here when a launcher started several processes (None for one process)."
+    n = launched_processes()
+    if n <= 1: return None
+    return (f"{_launcher()} started {n} processes (WORLD_SIZE={n}), and aligntune runs Unsloth in one process only: each process "
+            "would load and train its own copy of the model. Use backend='trl' for a multi-process run (it shards the data and "
+            "averages gradients), or start one process (python script.py; on several GPUs pin one with CUDA_VISIBLE_DEVICES=0) to use Unsloth")
+
 def probe(algorithm: str) -> tuple:
     "(usable, reason) for running `algorithm` on Unsloth here, without importing unsloth."
     algorithm = normalize_algorithm(algorithm)
     if algorithm == "ppo": return False, PPO_REASON  # aligntune's own engine, on TRL
+    if multi_process_reason(): return False, multi_process_reason()
     sft = get_algorithm(algorithm).kind == "supervised"
     if importlib.util.find_spec("unsloth") is None: return False, f"unsloth is not installed ({INSTALL_HINT})"
     problems = version_problems()
@@ -151,6 +167,7 @@ class _UnslothTrainer:
     gpu_memory_utilization: float = 0.5  # share of GPU memory vLLM may take (lower it on out-of-memory errors)
 
     def __init__(self, config, *args, **kw):
+        if multi_process_reason(): raise BackendError(f"backend='unsloth': {multi_process_reason()}.")  # before anything is loaded
         self.unsloth = import_unsloth(config.algorithm)  # before anything below imports transformers, trl or peft
         super().__init__(config, *args, **kw)
         self.unsloth_info = dict(version=getattr(self.unsloth, "__version__", None), device_type=getattr(self.unsloth, "DEVICE_TYPE", None))
