@@ -109,6 +109,15 @@ def _set_lr(opt, sched, value, groups):
         if "initial_lr" in g: g["initial_lr"] = value
     sched._last_lr = [g["lr"] for g in opt.param_groups]
 
+def _set_fused_head_temperature(tt, value):
+    "TRL 1.16+ scores completions (log-probs, entropy) in a fused LM head that keeps the temperature it was built with: set it there too."
+    for m in (getattr(tt, "model", None), getattr(tt, "ref_model", None)):
+        for mm in (m, getattr(m, "get_base_model", lambda: None)()):
+            f = getattr(getattr(mm, "forward", None), "__func__", None)
+            code = getattr(f, "__code__", None)
+            if code is not None and code.co_name == "_fused_forward" and "temperature" in code.co_freevars:
+                f.__closure__[code.co_freevars.index("temperature")].cell_contents = value
+
 def _apply_trl(trainer, tt, name, value):
     if name == "learning_rate":
         tt.args.learning_rate = value
@@ -120,6 +129,7 @@ def _apply_trl(trainer, tt, name, value):
         tt.temperature = tt.args.temperature = value
         if getattr(tt, "generation_config", None) is not None: tt.generation_config.temperature = value
         if isinstance(getattr(tt, "generation_kwargs", None), dict): tt.generation_kwargs["temperature"] = value
+        _set_fused_head_temperature(tt, value)
     elif name == "beta":
         tt.beta = tt.args.beta = value
     elif name == "reward_weights":

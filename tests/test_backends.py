@@ -119,8 +119,8 @@ def test_bad_input_fails_early_with_clear_messages(tiny_model, tmp_path):
     assert not (tmp_path / "no-such-model").exists()
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
-def test_two_process_sft_on_cpu(tiny_model, tmp_path, launcher):
+def test_two_process_sft_on_cpu_under_accelerate(tiny_model, tmp_path):
+    # torchrun: every algorithm in test_distributed.py; here `accelerate launch`, as launch_command builds it
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(f"""
         import os, json, torch.distributed as dist
@@ -133,9 +133,9 @@ def test_two_process_sft_on_cpu(tiny_model, tmp_path, launcher):
         print("RESULT", json.dumps({{"rank": int(os.environ.get("RANK", 0)), "world": ws, "steps": res["global_step"]}}), flush=True)
         """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # on a CPU, `accelerate launch --cpu --num_processes 2` silently starts one process; --multi_gpu gives two (gloo)
-    cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"] if launcher == "torchrun" else
-           [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"])
+    from aligntune.launch import launch_command
+    cmd = launch_command(2, "accelerate")  # --multi_gpu (two gloo processes on a CPU) and a free port of its own
+    assert "--multi_gpu" in cmd
     p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     res = [json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
