@@ -35,8 +35,13 @@ class StageLine(Callback):
         return "  ".join(parts)
     def _write(self, text, end="\n"):
         self.out.write(f"\r{text}\x1b[K{end}" if self.tty else text + "\n"); self.out.flush()
-    def on_train_begin(self, trainer):
+    def begin(self, note: str = "loading the model and data"):
+        "Show the line before training starts (loading counts as time spent); `on_train_begin` then takes it over."
         self._t0 = self._last = time.time()
+        self._write(f"{self.label}: {note}", end="" if self.tty else "\n")
+    def on_train_begin(self, trainer):
+        if self._t0 is None: self._t0 = time.time()
+        self._last = time.time()
         self._write(self.text(0, trainer.total_steps or 0), end="")
     def on_log(self, trainer, step, metrics):
         v = metrics.get(self.key)
@@ -82,6 +87,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     timer = StageTimer(say)
     timer.add("start", time.time() - t0)  # imports and the tiny model
     say(f"aligntune demo: SFT, DPO and GRPO (then PPO for comparison) on a tiny model learning single-digit addition; output in {out}/")
+    say("      start-up: loading the libraries and the tiny model")
     with timer("start"):
         from transformers import AutoModelForCausalLM  # the libraries' import, once, counted as start-up
         base = str(tiny_model_path(seed=seed, hidden_size=hidden_size))
@@ -92,7 +98,10 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
             s, h = evaluate_addition(m, tok, seen), evaluate_addition(m, tok, held)
         row = dict(stage=stage, seen_accuracy=s["accuracy"], held_out_accuracy=h["accuracy"], terse=round((s["terse"] + h["terse"]) / 2, 3))
         results.append(row); return row
-    line = lambda label, key: [] if quiet else [StageLine(label, key)]
+    def line(label, key):
+        "The stage's live line, shown from the moment it starts loading."
+        if quiet: return []
+        l = StageLine(label, key); l.begin(); return [l]
     measure("base model", base)
     common = dict(batch_size=16, lr_scheduler_type="constant", seed=seed, quiet=True)
     label = f"[1/4] SFT on {len(seen)} of 100 facts"
@@ -125,6 +134,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
                           kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
                           callbacks=line(label, "objective/scores")).train()
     measure("PPO instead", out / "4-ppo" / "model")
+    say("      drawing the plots and tables")
     with timer("plots", "      plots and tables"):
         for name in ("1-sft", "2-dpo", "3-grpo", "4-ppo"): save_figure(Run.load(out / name).plot(smooth=10 if name == "3-grpo" else 0), out / f"{name}.png")
         save_figure(_summary_figure(results), out / "summary.png")
