@@ -56,16 +56,17 @@ class StageLine(Callback):
         self._write(self.text(trainer.global_step, trainer.total_steps or trainer.global_step))
 
 class StageTimer:
-    "Seconds per named stage: `with timer(name, label)` adds the block's time to `name` and, given a label, prints it."
-    def __init__(self, say=print): self.say, self.seconds = say, {}
+    "Seconds per named stage: `with timer(name, label)` adds the block's time to `name` and, given a label, prints it (on a terminal `out`, the label shows while the block runs)."
+    def __init__(self, say=print, out=None): self.say, self.seconds, self.out = say, {}, out
     def add(self, name, s): self.seconds[name] = self.seconds.get(name, 0.0) + s
     @contextmanager
     def __call__(self, name, label=None):
         t = time.time()
+        if label and self.out is not None: self.out.write(f"{label} ..."); self.out.flush()
         try: yield
         finally:
             dt = time.time() - t; self.add(name, dt)
-            if label: self.say(f"{label}: {dt:.1f} s")
+            if label: self.say(("\r" if self.out is not None else "") + f"{label}: {dt:.1f} s" + ("\x1b[K" if self.out is not None else ""))
 
 # %% ../nbs/12_demo.ipynb #f8fa921c
 DEMO_STEPS = dict(sft=300, dpo=60, grpo=800, ppo=50)  # GRPO: at most; it stops once its groups carry no signal
@@ -84,7 +85,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     steps = {k: max(2, int(v * scale)) for k, v in DEMO_STEPS.items()}
     seen, held = addition_facts("seen"), addition_facts("held_out")
-    timer = StageTimer(say)
+    timer = StageTimer(say, out=sys.stdout if not quiet and sys.stdout.isatty() else None)
     timer.add("start", time.time() - t0)  # imports and the tiny model
     say(f"aligntune demo: SFT, DPO and GRPO (then PPO for comparison) on a tiny model learning single-digit addition; output in {out}/")
     say("      start-up: loading the libraries and the tiny model")
