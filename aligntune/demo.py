@@ -35,8 +35,13 @@ class StageLine(Callback):
         return "  ".join(parts)
     def _write(self, text, end="\n"):
         self.out.write(f"\r{text}\x1b[K{end}" if self.tty else text + "\n"); self.out.flush()
-    def on_train_begin(self, trainer):
+    def begin(self, note: str = "loading the model and data"):
+        "Show the line before training starts (loading counts as time spent); `on_train_begin` then takes it over."
         self._t0 = self._last = time.time()
+        self._write(f"{self.label}: {note}", end="" if self.tty else "\n")
+    def on_train_begin(self, trainer):
+        if self._t0 is None: self._t0 = time.time()
+        self._last = time.time()
         self._write(self.text(0, trainer.total_steps or 0), end="")
     def on_log(self, trainer, step, metrics):
         v = metrics.get(self.key)
@@ -51,16 +56,17 @@ class StageLine(Callback):
         self._write(self.text(trainer.global_step, trainer.total_steps or trainer.global_step))
 
 class StageTimer:
-    "Seconds per named stage: `with timer(name, label)` adds the block's time to `name` and, given a label, prints it."
-    def __init__(self, say=print): self.say, self.seconds = say, {}
+    "Seconds per named stage: `with timer(name, label)` adds the block's time to `name` and, given a label, prints it (on a terminal `out`, the label shows while the block runs)."
+    def __init__(self, say=print, out=None): self.say, self.seconds, self.out = say, {}, out
     def add(self, name, s): self.seconds[name] = self.seconds.get(name, 0.0) + s
     @contextmanager
     def __call__(self, name, label=None):
         t = time.time()
+        if label and self.out is not None: self.out.write(f"{label} ..."); self.out.flush()
         try: yield
         finally:
             dt = time.time() - t; self.add(name, dt)
-            if label: self.say(f"{label}: {dt:.1f} s")
+            if label: self.say(("\r" if self.out is not None else "") + f"{label}: {dt:.1f} s" + ("\x1b[K" if self.out is not None else ""))
 
 # %% ../nbs/12_demo.ipynb #f8fa921c
 DEMO_STEPS = dict(sft=300, dpo=60, grpo=800, ppo=50)  # GRPO: at most; it stops once its groups carry no signal
@@ -79,9 +85,10 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     steps = {k: max(2, int(v * scale)) for k, v in DEMO_STEPS.items()}
     seen, held = addition_facts("seen"), addition_facts("held_out")
-    timer = StageTimer(say)
+    timer = StageTimer(say, out=sys.stdout if not quiet and sys.stdout.isatty() else None)
     timer.add("start", time.time() - t0)  # imports and the tiny model
     say(f"aligntune demo: SFT, DPO and GRPO (then PPO for comparison) on a tiny model learning single-digit addition; output in {out}/")
+    say("      start-up: loading the libraries and the tiny model")
     with timer("start"):
         from transformers import AutoModelForCausalLM  # the libraries' import, once, counted as start-up
         base = str(tiny_model_path(seed=seed, hidden_size=hidden_size))
@@ -92,7 +99,10 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
             s, h = evaluate_addition(m, tok, seen), evaluate_addition(m, tok, held)
         row = dict(stage=stage, seen_accuracy=s["accuracy"], held_out_accuracy=h["accuracy"], terse=round((s["terse"] + h["terse"]) / 2, 3))
         results.append(row); return row
-    line = lambda label, key: [] if quiet else [StageLine(label, key)]
+    def line(label, key):
+        "The stage's live line, shown from the moment it starts loading."
+        if quiet: return []
+        l = StageLine(label, key); l.begin(); return [l]
     measure("base model", base)
     common = dict(batch_size=16, lr_scheduler_type="constant", seed=seed, quiet=True)
     label = f"[1/4] SFT on {len(seen)} of 100 facts"
@@ -125,6 +135,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
                           kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
                           callbacks=line(label, "objective/scores")).train()
     measure("PPO instead", out / "4-ppo" / "model")
+    say("      drawing the plots and tables")
     with timer("plots", "      plots and tables"):
         for name in ("1-sft", "2-dpo", "3-grpo", "4-ppo"): save_figure(Run.load(out / name).plot(smooth=10 if name == "3-grpo" else 0), out / f"{name}.png")
         save_figure(_summary_figure(results), out / "summary.png")

@@ -24,6 +24,13 @@ def test_demo_smoke(tmp_path):
     for stage, total in (("[1/4] SFT", res["steps"]["sft"]), ("[2/4] DPO", res["steps"]["dpo"]), ("[4/4] PPO", res["steps"]["ppo"])):
         assert f"step {total}/{total}" in next(l for l in p.stdout.splitlines()[::-1] if l.startswith(stage)), p.stdout
     assert f"step {res['grpo_steps_done']}/{res['steps']['grpo']}" in p.stdout
+    # ... and from the moment it starts loading, so the console is never silent while a stage prepares
+    lines = p.stdout.splitlines()
+    for stage in ("[1/4] SFT", "[2/4] DPO", "[3/4] GRPO", "[4/4] PPO"):
+        first = next(l for l in lines if l.startswith(stage))
+        assert first.endswith("loading the model and data"), first
+    for before, after in (("start-up: loading", "evaluating (base model)"), ("drawing the plots", "plots and tables:")):
+        assert next(i for i, l in enumerate(lines) if before in l) < next(i for i, l in enumerate(lines) if after in l), p.stdout
     assert set(res["seconds"]) == {"start", "evaluation", "sft", "dpo", "grpo", "ppo", "plots"}
     assert sum(res["seconds"].values()) <= res["total_seconds"] + 1
     time_line = next(l for l in p.stdout.splitlines() if l.startswith("time:"))
