@@ -12,7 +12,8 @@ and the ratio is then a lower (or upper) bound, marked so.
     python bench/grpo_defaults.py                      # target 0.6, 300 s budget per side, 1 repeat
     python bench/grpo_defaults.py --repeats 3 --target 0.55 --budget 600
 """
-import argparse, os, statistics, tempfile, time
+import argparse, json, os, statistics, tempfile, time
+from pathlib import Path
 os.environ.setdefault("ALIGNTUNE_QUIET", "1")
 
 WINDOW = 20
@@ -72,6 +73,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", type=float, default=0.6); ap.add_argument("--budget", type=float, default=300)
     ap.add_argument("--repeats", type=int, default=1); ap.add_argument("--model", help="a DPO model to start from (default: train the demo's)")
+    ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
     import torch, trl
     work = tempfile.mkdtemp(prefix="grpo-defaults-")
@@ -88,11 +90,15 @@ def main():
                   + f" ({x['steps']} steps, last mean reward {x['last']:.3f})", flush=True)
     sec = {k: statistics.median(x["seconds"] if x["reached"] else a.budget for x in v) for k, v in res.items()}
     reached = {k: [x["reached"] for x in v] for k, v in res.items()}
-    if not any(reached["aligntune"]) and not any(reached["trl"]):
-        print(f"\nneither side reached {a.target} within {a.budget:.0f} s: raise --budget (or lower --target)"); return
+    ratio = None if not any(reached["aligntune"]) and not any(reached["trl"]) else sec["trl"] / sec["aligntune"]
     bound = "" if all(reached["aligntune"] + reached["trl"]) else (
         " (at least: TRL's defaults did not reach it)" if all(reached["aligntune"]) and not any(reached["trl"]) else " (a bound: a side did not always reach it)")
-    print(f"\ntime to reward {a.target}: aligntune {sec['aligntune']:.1f} s, TRL {sec['trl']:.1f} s; ratio TRL / aligntune {sec['trl'] / sec['aligntune']:.2f}{bound}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(dict(target=a.target, budget=a.budget, repeats=a.repeats, runs=res, seconds=sec, ratio=ratio,
+                                                bound=bound.strip(" ()")), indent=1))
+    if ratio is None:
+        print(f"\nneither side reached {a.target} within {a.budget:.0f} s: raise --budget (or lower --target)"); return
+    print(f"\ntime to reward {a.target}: aligntune {sec['aligntune']:.1f} s, TRL {sec['trl']:.1f} s; ratio TRL / aligntune {ratio:.2f}{bound}")
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ measured the same way (it includes the interpreter and the libraries, about the 
 Writes scaling.md (a table with the ratios ours/baseline) and scaling.png next to --out, and prints the table.
 
     python bench/scaling.py --quick          # 2 points per axis, a few steps: checks that everything runs (minutes)
+    python bench/scaling.py --grid window    # three points per axis, 4 steps (about 10 minutes; bench/run_all.py runs this)
     python bench/scaling.py                  # the full grid (about an hour on 2 quiet cores)
     python bench/scaling.py --algos grpo --axes group
 
@@ -23,6 +24,10 @@ SIZES = [(128, 2), (256, 4), (512, 8), (640, 10)]
 BASE = dict(size=(256, 4), seq=128, completion=32, group=8)
 FULL = dict(width=SIZES, seq=[64, 128, 256, 512], completion=[8, 32, 128], group=[4, 8, 16], steps=12, updates=8)
 QUICK = dict(width=SIZES[:2], seq=[64, 128], completion=[8, 16], group=[4, 8], steps=4, updates=3)
+# the grid that fits about 10 minutes on 2 quiet cores (bench/run_all.py): three widths up to 50M, three points on the
+# other axes (the middle one is the shared base point), 4 steps per run (the median of the last 3 is reported)
+WINDOW = dict(width=[SIZES[0], SIZES[1], SIZES[3]], seq=[64, 128, 512], completion=[8, 32, 128], group=[4, 8, 16], steps=4, updates=4)
+GRIDS = dict(quick=QUICK, window=WINDOW, full=FULL)
 PROMPTS_PER_STEP = 4  # GRPO: prompts per step; the batch is PROMPTS_PER_STEP x group size
 
 # ---- workers (one run each, in a fresh process) ----------------------------------------------------------------------
@@ -51,20 +56,20 @@ def worker(side, algo, hidden, layers, seq, completion, group, steps):
         from aligntune import create_sft_trainer, create_rl_trainer
         from aligntune.callbacks import Callback
         class Stamp(Callback):
-            def on_step(self, trainer, step): stamps.append(time.perf_counter())
+            def on_step(self, trainer, step): stamps.append((time.perf_counter(), time.process_time()))
         common = dict(output_dir=out, max_steps=steps, batch_size=bs, lr_scheduler_type="constant", seed=0, callbacks=[Stamp()])
         if algo == "sft": t = create_sft_trainer(path, rows, learning_rate=1e-3, max_seq_length=seq, **common)
         elif algo == "dpo": t = create_rl_trainer(path, rows, algorithm="dpo", learning_rate=1e-4, max_seq_length=seq, **common)
         else: t = create_rl_trainer(path, rows, algorithm="dapo", reward_functions=[addition_correct], learning_rate=5e-4,
                                     num_generations=group, max_completion_length=completion, **common)
         t.setup(); n = sum(p.numel() for p in t.model.parameters())
-        stamps.append(time.perf_counter()); t.train()
+        stamps.append((time.perf_counter(), time.process_time())); t.train()
     else:
         import trl
         from datasets import Dataset
         from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
         class Stamp(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw): stamps.append(time.perf_counter())
+            def on_step_end(self, args, state, control, **kw): stamps.append((time.perf_counter(), time.process_time()))
         tok = AutoTokenizer.from_pretrained(path); model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         n = sum(p.numel() for p in model.parameters())
         cpu = dict(output_dir=out, max_steps=steps, per_device_train_batch_size=bs, use_cpu=True, bf16=False, report_to="none",
@@ -81,9 +86,10 @@ def worker(side, algo, hidden, layers, seq, completion, group, steps):
                                   remove_unused_columns=False, **cpu)
             t = trl.GRPOTrainer(model=model, reward_funcs=[addition_correct], args=args, train_dataset=ds, processing_class=tok)
         t.add_callback(Stamp())
-        stamps.append(time.perf_counter()); t.train()
-    secs = [b - a for a, b in zip(stamps, stamps[1:])]
-    return {"secs": secs, "params": n}
+        stamps.append((time.perf_counter(), time.process_time())); t.train()
+    secs = [b[0] - a[0] for a, b in zip(stamps, stamps[1:])]
+    cpu = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]  # CPU seconds of this process: less blurred by other load than wall time
+    return {"secs": secs, "cpu": cpu, "params": n}
 
 def build_char_model(path, hidden, layers):
     "bench/ppo_vs_trl.py's character-level Llama (tokenizer, toy reward) at another width and depth."
@@ -185,7 +191,8 @@ def plot(rows, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="two points per axis and a few steps: checks that everything runs")
+    ap.add_argument("--quick", action="store_true", help="two points per axis and a few steps: checks that everything runs (= --grid quick)")
+    ap.add_argument("--grid", choices=list(GRIDS), default="full", help="quick: checks that it runs; window: about 10 min quiet; full: about an hour")
     ap.add_argument("--algos", default="sft,dpo,grpo,ppo"); ap.add_argument("--axes", default="width,seq,group")
     ap.add_argument("--out", default=str(HERE / "scaling"), help="writes OUT.md and OUT.png")
     ap.add_argument("--venv", default="/tmp/aligntune-bench-trl112", help="TRL 1.12's environment (made once, as bench/ppo_vs_trl.py does)")
@@ -194,7 +201,9 @@ def main():
     a = ap.parse_args()
     if a.worker:
         print("RESULT " + json.dumps(worker(a.worker, a.algo, a.hidden, a.layers, a.seq, a.completion, a.group, a.steps))); return
-    cfg = QUICK if a.quick else FULL
+    if a.quick: a.grid = "quick"
+    a.quick = a.grid == "quick"
+    cfg = GRIDS[a.grid]
     algos, axes = a.algos.split(","), a.axes.split(",")
     pts = grid(cfg, algos, axes)
     trl112 = None
@@ -227,8 +236,10 @@ def main():
     note = ("quick mode: a few steps per point, for checking that the script runs; the figures are not for quoting.\n\n" if a.quick else "")
     Path(a.out + ".md").write_text(f"# Scaling: aligntune vs plain TRL (PPO: vs TRL 1.12)\n\n{note}torch {torch.__version__}, trl {trl.__version__}, "
                                    f"one thread per run, median seconds per step after the first.\n\n{md}\n")
+    Path(a.out + ".json").write_text(json.dumps(dict(torch=torch.__version__, trl=trl.__version__, quick=a.quick, rows=[
+        dict(**{k: v for k, v in p.items() if not k.startswith("_")}, baseline=r["baseline"], ours=r["ours"]) for p, r in rows]), indent=1))
     plot(rows, a.out + ".png")
-    print("\n" + md + f"\n\nwrote {a.out}.md and {a.out}.png")
+    print("\n" + md + f"\n\nwrote {a.out}.md, {a.out}.json and {a.out}.png")
 
 if __name__ == "__main__":
     main()
