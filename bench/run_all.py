@@ -32,6 +32,8 @@ PARTS = {
 GOALS = {"overhead": "<= 1.03, losses identical", "panel": "<= 1.02", "ppo": "<= 0.8 of TRL 1.12's time, final reward >= TRL's",
          "grpo_defaults": "> 1 (our defaults sooner)"}
 
+QUIET_LINES = ("WARNING", "warnings.warn", "  warnings.warn", "{'")  # kept in the log, not echoed: TRL's per-step dicts, warnings
+
 def versions(py):
     code = "import torch, trl, transformers, datasets; print(torch.__version__, trl.__version__, transformers.__version__, datasets.__version__)"
     out = subprocess.run([py, "-c", code], capture_output=True, text=True)
@@ -52,7 +54,7 @@ def run_part(name, stack, py, check, out, extra):
         p = subprocess.Popen([py, str(HERE / script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
         for line in p.stdout:
             f.write(line)
-            if not line.startswith(("WARNING", "warnings.warn", "  warnings.warn")): print("   " + line, end="", flush=True)
+            if not line.startswith(QUIET_LINES) and "Writing model shards" not in line: print("   " + line, end="", flush=True)
         rc = p.wait()
     rec = dict(part=name, stack=stack, rc=rc, seconds=time.perf_counter() - t0, load_before=load0, load_after=os.getloadavg()[0], log=log.name)
     if rc: print(f"   FAILED (exit {rc}); see {log}", flush=True)
