@@ -18,15 +18,15 @@ os.environ.setdefault("ALIGNTUNE_QUIET", "1")
 
 WINDOW = 20
 
-def dpo_model(out, seed=0):
-    "The demo's first two stages (same data and settings): the model its GRPO stage starts from."
+def dpo_model(out, seed=0, sft_steps=300, dpo_steps=60):
+    "The demo's first two stages (same data and settings; 300 and 60 steps as in the demo): the model its GRPO stage starts from."
     from aligntune import create_sft_trainer, create_rl_trainer
     from aligntune.models import tiny_model_path
     from aligntune.toy import addition_facts, sft_rows, preference_rows
     seen = addition_facts("seen"); common = dict(batch_size=16, lr_scheduler_type="constant", seed=seed)
     base = str(tiny_model_path(seed=seed, hidden_size=128))
-    create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=f"{out}/1-sft", max_steps=300, learning_rate=3e-3, **common).train()
-    create_rl_trainer(f"{out}/1-sft/model", preference_rows(seen), algorithm="dpo", output_dir=f"{out}/2-dpo", max_steps=60,
+    create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=f"{out}/1-sft", max_steps=sft_steps, learning_rate=3e-3, **common).train()
+    create_rl_trainer(f"{out}/1-sft/model", preference_rows(seen), algorithm="dpo", output_dir=f"{out}/2-dpo", max_steps=dpo_steps,
                       learning_rate=2e-4, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0], **common).train()
     return f"{out}/2-dpo/model"
 
@@ -74,10 +74,11 @@ def main():
     ap.add_argument("--target", type=float, default=0.6); ap.add_argument("--budget", type=float, default=300)
     ap.add_argument("--repeats", type=int, default=1); ap.add_argument("--model", help="a DPO model to start from (default: train the demo's)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--prep-steps", default="300,60", help="SFT,DPO steps for the starting model (the demo's: 300,60; fewer only to check the script)")
     a = ap.parse_args()
     import torch, trl
     work = tempfile.mkdtemp(prefix="grpo-defaults-")
-    model = a.model or dpo_model(work)
+    model = a.model or dpo_model(work, 0, *map(int, a.prep_steps.split(",")))
     print(f"torch {torch.__version__}, trl {trl.__version__}, {torch.get_num_threads()} threads; target: mean reward of {WINDOW} steps >= {a.target}, "
           f"budget {a.budget:.0f} s per side", flush=True)
     res = {"aligntune": [], "trl": []}

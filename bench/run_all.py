@@ -13,7 +13,7 @@ runs on the tested stack only. Every script is run as it would be by hand, with 
 output goes to OUT/<stack>-<part>.log. The load average is recorded before and after each part: a part that
 started on a busy machine is flagged in the summary, and its figures are not for quoting.
 """
-import argparse, datetime, json, os, platform, subprocess, sys, time
+import argparse, datetime, json, os, platform, statistics, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -26,7 +26,7 @@ PARTS = {
     "ppo": ("ppo_vs_trl.py", ["--repeats", "2", "--updates", "12"], ["--repeats", "1", "--updates", "2", "--modes", "full"],
             ("pinned", "newest"), 90),
     "grpo_defaults": ("grpo_defaults.py", ["--repeats", "1", "--target", "0.6", "--budget", "150"],
-                      ["--repeats", "1", "--target", "0.6", "--budget", "5"], ("pinned", "newest"), 200),
+                      ["--repeats", "1", "--target", "0.6", "--budget", "5", "--prep-steps", "3,2"], ("pinned", "newest"), 200),
     "scaling": ("scaling.py", ["--grid", "window"], ["--grid", "quick"], ("pinned",), 600),
 }
 GOALS = {"overhead": "<= 1.03, losses identical", "panel": "<= 1.02", "ppo": "<= 0.8 of TRL 1.12's time, final reward >= TRL's",
@@ -79,8 +79,11 @@ def figures(name, data):
     if name == "grpo_defaults":
         s = data["seconds"]
         v = "neither side reached it" if data["ratio"] is None else f"{fmt(data['ratio'], 2)} (aligntune {s['aligntune']:.0f} s, TRL {s['trl']:.0f} s)"
+        last = "; ".join(f"{k} {statistics.median(x['last'] for x in v):.2f} after {statistics.median(x['steps'] for x in v):.0f} steps"
+                         for k, v in data["runs"].items())
         return [(f"GRPO defaults: time to mean reward {data['target']} ratio TRL / aligntune (budget {data['budget']:.0f} s)",
-                 v + (f"; {data['bound']}" if data["bound"] else ""))]
+                 v + (f"; {data['bound']}" if data["bound"] else "")),
+                ("GRPO defaults: mean reward of the last 20 steps when each side stopped", last)]
     return []
 
 def summary(recs, stacks, check, out, started):
