@@ -90,7 +90,9 @@ def summary(recs, stacks, check, out, started):
     busy = lambda r: r["load_before"] > 1.0
     lines = [f"# Benchmarks: one run of each, {started:%Y-%m-%d %H:%M} UTC", ""]
     if check: lines += ["**Check run (`--check`): tiny settings, only to show that everything runs. These figures are noise, not results.**", ""]
-    lines += [f"Machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python {platform.python_version()}.", ""]
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), None) \
+        if Path("/proc/cpuinfo").exists() else None
+    lines += [f"Machine: {os.cpu_count()} CPUs ({cpu or platform.machine()}), Python {platform.python_version()}.", ""]
     lines += ["| stack | torch | trl | transformers | datasets |", "|---|---|---|---|---|"]
     lines += [f"| {s} | {v['torch']} | {v['trl']} | {v['transformers']} | {v['datasets']} |" for s, (_, v) in stacks.items()]
     lines += ["", "| benchmark | figure | goal | " + " | ".join(stacks) + " |", "|---|---|---|" + "---|" * len(stacks)]
