@@ -82,7 +82,7 @@ def figures(name, data):
         last = "; ".join(f"{k} {statistics.median(x['last'] for x in v):.2f} after {statistics.median(x['steps'] for x in v):.0f} steps"
                          for k, v in data["runs"].items())
         return [(f"GRPO defaults: time to mean reward {data['target']} ratio TRL / aligntune (budget {data['budget']:.0f} s)",
-                 v + (f"; {data['bound']}" if data["bound"] else "")),
+                 v + (f"; {data['bound']}" if data["bound"] and data["ratio"] is not None else "")),
                 ("GRPO defaults: mean reward of the last 20 steps when each side stopped", last)]
     return []
 
