@@ -20,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # (hidden_size, num_layers): 0.6M, 4.3M, 19M and 50M parameters with the tiny tokenizer's 512 tokens (16 h^2 a layer);
-# PPO's character-level Llama at the same shapes has 0.3M, 2.6M, 12M and 31M
+# PPO's character-level Llama at the same shapes is smaller (64 tokens, a 2x MLP): 0.3M and 1.9M at the first two, about 9M and 23M
 SIZES = [(128, 2), (256, 4), (384, 8), (512, 12)]
 BASE = dict(size=(256, 4), seq=128, completion=32, group=8)
 # batch: sequences per SFT/DPO step (GRPO: PROMPTS_PER_STEP x group size completions; PPO: bench/ppo_vs_trl.py's 32)
