@@ -25,8 +25,8 @@ PARTS = {
     "panel": ("panel_overhead.py", ["--repeats", "3", "--steps", "200"], ["--repeats", "1", "--steps", "4"], ("pinned", "newest"), 60),
     "ppo": ("ppo_vs_trl.py", ["--repeats", "2", "--updates", "12"], ["--repeats", "1", "--updates", "2", "--modes", "full"],
             ("pinned", "newest"), 90),
-    "grpo_defaults": ("grpo_defaults.py", ["--repeats", "1", "--target", "0.6", "--budget", "150"],
-                      ["--repeats", "1", "--target", "0.6", "--budget", "5", "--prep-steps", "3,2"], ("pinned", "newest"), 200),
+    "grpo_defaults": ("grpo_defaults.py", ["--repeats", "1", "--target", "0.6", "--budget", "120"],
+                      ["--repeats", "1", "--target", "0.6", "--budget", "5", "--prep-steps", "3,2"], ("pinned", "newest"), 170),
     "scaling": ("scaling.py", ["--grid", "window"], ["--grid", "quick"], ("pinned",), 600),
 }
 GOALS = {"overhead": "<= 1.03, losses identical", "panel": "<= 1.02", "panel drawing": "the cause of any overhead above 1.00",
