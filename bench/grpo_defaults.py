@@ -12,20 +12,21 @@ and the ratio is then a lower (or upper) bound, marked so.
     python bench/grpo_defaults.py                      # target 0.6, 300 s budget per side, 1 repeat
     python bench/grpo_defaults.py --repeats 3 --target 0.55 --budget 600
 """
-import argparse, os, statistics, tempfile, time
+import argparse, json, os, statistics, tempfile, time
+from pathlib import Path
 os.environ.setdefault("ALIGNTUNE_QUIET", "1")
 
 WINDOW = 20
 
-def dpo_model(out, seed=0):
-    "The demo's first two stages (same data and settings): the model its GRPO stage starts from."
+def dpo_model(out, seed=0, sft_steps=300, dpo_steps=60):
+    "The demo's first two stages (same data and settings; 300 and 60 steps as in the demo): the model its GRPO stage starts from."
     from aligntune import create_sft_trainer, create_rl_trainer
     from aligntune.models import tiny_model_path
     from aligntune.toy import addition_facts, sft_rows, preference_rows
     seen = addition_facts("seen"); common = dict(batch_size=16, lr_scheduler_type="constant", seed=seed)
     base = str(tiny_model_path(seed=seed, hidden_size=128))
-    create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=f"{out}/1-sft", max_steps=300, learning_rate=3e-3, **common).train()
-    create_rl_trainer(f"{out}/1-sft/model", preference_rows(seen), algorithm="dpo", output_dir=f"{out}/2-dpo", max_steps=60,
+    create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=f"{out}/1-sft", max_steps=sft_steps, learning_rate=3e-3, **common).train()
+    create_rl_trainer(f"{out}/1-sft/model", preference_rows(seen), algorithm="dpo", output_dir=f"{out}/2-dpo", max_steps=dpo_steps,
                       learning_rate=2e-4, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0], **common).train()
     return f"{out}/2-dpo/model"
 
@@ -72,10 +73,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", type=float, default=0.6); ap.add_argument("--budget", type=float, default=300)
     ap.add_argument("--repeats", type=int, default=1); ap.add_argument("--model", help="a DPO model to start from (default: train the demo's)")
+    ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--prep-steps", default="300,60", help="SFT,DPO steps for the starting model (the demo's: 300,60; fewer only to check the script)")
     a = ap.parse_args()
     import torch, trl
     work = tempfile.mkdtemp(prefix="grpo-defaults-")
-    model = a.model or dpo_model(work)
+    model = a.model or dpo_model(work, 0, *map(int, a.prep_steps.split(",")))
     print(f"torch {torch.__version__}, trl {trl.__version__}, {torch.get_num_threads()} threads; target: mean reward of {WINDOW} steps >= {a.target}, "
           f"budget {a.budget:.0f} s per side", flush=True)
     res = {"aligntune": [], "trl": []}
@@ -88,11 +91,15 @@ def main():
                   + f" ({x['steps']} steps, last mean reward {x['last']:.3f})", flush=True)
     sec = {k: statistics.median(x["seconds"] if x["reached"] else a.budget for x in v) for k, v in res.items()}
     reached = {k: [x["reached"] for x in v] for k, v in res.items()}
-    if not any(reached["aligntune"]) and not any(reached["trl"]):
-        print(f"\nneither side reached {a.target} within {a.budget:.0f} s: raise --budget (or lower --target)"); return
+    ratio = None if not any(reached["aligntune"]) and not any(reached["trl"]) else sec["trl"] / sec["aligntune"]
     bound = "" if all(reached["aligntune"] + reached["trl"]) else (
         " (at least: TRL's defaults did not reach it)" if all(reached["aligntune"]) and not any(reached["trl"]) else " (a bound: a side did not always reach it)")
-    print(f"\ntime to reward {a.target}: aligntune {sec['aligntune']:.1f} s, TRL {sec['trl']:.1f} s; ratio TRL / aligntune {sec['trl'] / sec['aligntune']:.2f}{bound}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(dict(target=a.target, budget=a.budget, repeats=a.repeats, runs=res, seconds=sec, ratio=ratio,
+                                                bound=bound.strip(" ()")), indent=1))
+    if ratio is None:
+        print(f"\nneither side reached {a.target} within {a.budget:.0f} s: raise --budget (or lower --target)"); return
+    print(f"\ntime to reward {a.target}: aligntune {sec['aligntune']:.1f} s, TRL {sec['trl']:.1f} s; ratio TRL / aligntune {ratio:.2f}{bound}")
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,8 @@ alternating, several repeats. Prints the median wall-time ratio (goal <= 1.03) a
 
     python bench/overhead.py [--repeats 5] [--steps 40]
 """
-import argparse, os, statistics, sys, tempfile, time
+import argparse, json, os, statistics, sys, tempfile, time
+from pathlib import Path
 os.environ.setdefault("ALIGNTUNE_QUIET", "1")
 import torch
 import trl
@@ -44,9 +45,11 @@ def ours(algo, model_path, out, steps):
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument("--repeats", type=int, default=5); ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--algos", default="sft,dpo,grpo"); a = ap.parse_args()
+    ap.add_argument("--algos", default="sft,dpo,grpo"); ap.add_argument("--json", help="also write the figures to this file")
+    a = ap.parse_args()
     model_path = str(tiny_model_path())
     print(f"torch {torch.__version__}, trl {trl.__version__}, {torch.get_num_threads()} threads, {a.steps} steps, {a.repeats} repeats")
+    summary = dict(steps=a.steps, repeats=a.repeats, algos={})
     for algo in a.algos.split(","):
         times = {"trl": [], "aligntune": []}; losses = {}
         for r in range(a.repeats):
@@ -57,7 +60,10 @@ def main():
         med = {k: statistics.median(v) for k, v in times.items()}
         diff = max(abs(x - y) for x, y in zip(losses["trl"], losses["aligntune"]))
         print(f"{algo:5s} trl {med['trl']:.2f} s  aligntune {med['aligntune']:.2f} s  ratio {med['aligntune'] / med['trl']:.3f}  "
-              f"max |loss diff| {diff:.2e} over {len(losses['trl'])} logged steps ({'match' if diff < 1e-4 else 'DIFFER'})")
+              f"max |loss diff| {diff:.2e} over {len(losses['trl'])} logged steps ({'match' if diff < 1e-4 else 'DIFFER'})", flush=True)
+        summary["algos"][algo] = dict(trl_s=med["trl"], ours_s=med["aligntune"], ratio=med["aligntune"] / med["trl"],
+                                      pair_ratios=[o / t for o, t in zip(times["aligntune"], times["trl"])], max_loss_diff=diff)
+    if a.json: Path(a.json).write_text(json.dumps(summary, indent=1))
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ step at once, then every 2.5 s from the values logged so far (no file read), and
 takes more than 2% of the time since the previous one; the run folder is read once, at the end. On a shared
 machine the ratio swings with other processes' load; compare the per-repeat pairs, which run back to back.
 """
-import argparse, os, statistics, sys, tempfile, time
+import argparse, json, os, statistics, sys, tempfile, time
 from pathlib import Path
 
 os.environ.setdefault("ALIGNTUNE_QUIET", "1")
@@ -60,6 +60,7 @@ def main(argv=None):
     ap.add_argument("--algorithm", default="grpo")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
     import torch
     torch.manual_seed(0)
@@ -81,6 +82,9 @@ def main(argv=None):
     print(f"ratio with/without panel: median {statistics.median(ratios):.3f}  (per repeat: {', '.join(f'{r:.3f}' for r in ratios)})")
     print(f"time the panel spent drawing, as a share of training time: median {statistics.median(shares):.3%} "
           "(measured inside the panel, so it does not depend on machine noise)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(dict(algorithm=a.algorithm, steps=a.steps, repeats=a.repeats, plain_s=plain, panel_s=panel,
+                                                ratio=statistics.median(ratios), pair_ratios=ratios, draw_share=statistics.median(shares)), indent=1))
     return statistics.median(ratios)
 
 

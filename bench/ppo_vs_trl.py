@@ -110,15 +110,30 @@ def worker_trl(model_dir, mode, updates, seed):
     return {"scores": [r[0] for r in rows], "secs": [r[1] for r in rows], "trl": trl.__version__}
 
 # ---- driver ---------------------------------------------------------------------------------------------------------
-def ensure_venv(venv):
+def ensure_venv(venv, pip_args=()):
+    """TRL 1.12's environment at `venv`, made once. Its torch is the running one's version (a CPU build stays a CPU
+    build: `torch==2.13.0+cpu`, found by pip in a local wheel folder or an index given with `pip_args`, e.g.
+    `--extra-index-url https://download.pytorch.org/whl/cpu`); the install is refused before it starts if pip would
+    bring CUDA libraries onto a machine whose torch has none."""
     py = Path(venv) / "bin" / "python"
     ok = py.exists() and subprocess.run([str(py), "-c", "import trl.experimental.ppo, trl; assert trl.__version__ == '1.12.0'"],
                                         capture_output=True, env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1"}).returncode == 0
     if ok: return py
-    print(f"making {venv} with trl 1.12.0 (once)...", flush=True)
+    import torch
+    reqs = [f"torch=={torch.__version__}", "trl==1.12.0", "transformers==5.17.0", "datasets==4.8.5", "peft", "accelerate"]
+    print(f"making {venv} with trl 1.12.0 (once): {' '.join(reqs)}", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", "trl==1.12.0", "transformers==5.17.0", "datasets==4.8.5",
-                    "peft", "accelerate"], check=True)
+    pip = [str(py), "-m", "pip", "install", "-q", *pip_args]
+    if torch.version.cuda is None:
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run([*pip, "--dry-run", "--report", f"{d}/plan.json", *reqs], check=True)
+            plan = [i["metadata"]["name"] for i in json.loads(Path(d, "plan.json").read_text())["install"]]
+        cuda = [n for n in plan if n.startswith(("nvidia-", "triton", "cuda"))]
+        if cuda:
+            raise SystemExit(f"installing TRL 1.12's environment would bring CUDA packages ({', '.join(cuda[:4])}...) next to this CPU torch "
+                             f"{torch.__version__}; give pip an index that has {reqs[0]}, e.g. "
+                             "--pip-args='--extra-index-url https://download.pytorch.org/whl/cpu'")
+    subprocess.run([*pip, *reqs], check=True)
     return py
 
 def run(py, which, model_dir, mode, updates, seed):
@@ -134,12 +149,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--updates", type=int, default=20); ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--modes", default="full,lora"); ap.add_argument("--venv", default="/tmp/aligntune-bench-trl112")
+    ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--pip-args", default="", help="extra pip arguments for making --venv, e.g. an index with a CPU torch")
     ap.add_argument("--worker"); ap.add_argument("--model-dir"); ap.add_argument("--mode"); ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     if a.worker:
         res = (worker_ours if a.worker == "ours" else worker_trl)(a.model_dir, a.mode, a.updates, a.seed)
         print("RESULT " + json.dumps(res)); return
-    trl_py = ensure_venv(a.venv)
+    trl_py = ensure_venv(a.venv, a.pip_args.split())
     model_dir = tempfile.mkdtemp(prefix="ppo-bench-model-"); build_model(model_dir)
     print(f"toy task: share of 'a' in 8 tokens; batch {SETTINGS['batch_size']}, {SETTINGS['num_ppo_epochs']} epochs x "
           f"{SETTINGS['num_mini_batches']} minibatches, lr {SETTINGS['learning_rate']}, {a.updates} updates, {a.repeats} repeats, 1 thread")
@@ -163,6 +180,10 @@ def main():
             s = summ[which]; print(f"{mode:5s} {which:7s} {s['spu']:8.3f}  {s['first']:.3f} -> {s['last']:.3f}")
         o, t = summ["ours"], summ["trl"]
         print(f"{mode:5s} ratio   time ours/trl = {o['spu'] / t['spu']:.2f}, final reward ours/trl = {o['last'] / max(t['last'], 1e-9):.2f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(dict(updates=a.updates, repeats=a.repeats, modes={
+            mode: dict(**{f"{w}_{k}": v for w in ("ours", "trl") for k, v in summ[w].items()}, time_ratio=summ["ours"]["spu"] / summ["trl"]["spu"],
+                       reward_ratio=summ["ours"]["last"] / max(summ["trl"]["last"], 1e-9)) for mode, summ in table}), indent=1))
 
 if __name__ == "__main__":
     main()

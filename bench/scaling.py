@@ -7,6 +7,7 @@ measured the same way (it includes the interpreter and the libraries, about the 
 Writes scaling.md (a table with the ratios ours/baseline) and scaling.png next to --out, and prints the table.
 
     python bench/scaling.py --quick          # 2 points per axis, a few steps: checks that everything runs (minutes)
+    python bench/scaling.py --grid window    # three points per axis, 4 steps (about 10 minutes; bench/run_all.py runs this)
     python bench/scaling.py                  # the full grid (about an hour on 2 quiet cores)
     python bench/scaling.py --algos grpo --axes group
 
@@ -18,11 +19,18 @@ import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# (hidden_size, num_layers): about 0.3M, 3M, 25M and 50M parameters with the tiny tokenizer's 512 tokens
-SIZES = [(128, 2), (256, 4), (512, 8), (640, 10)]
+# (hidden_size, num_layers): 0.6M, 4.3M, 19M and 50M parameters with the tiny tokenizer's 512 tokens (16 h^2 a layer);
+# PPO's character-level Llama at the same shapes is smaller (64 tokens, a 2x MLP): 0.3M and 1.9M at the first two, about 9M and 23M
+SIZES = [(128, 2), (256, 4), (384, 8), (512, 12)]
 BASE = dict(size=(256, 4), seq=128, completion=32, group=8)
-FULL = dict(width=SIZES, seq=[64, 128, 256, 512], completion=[8, 32, 128], group=[4, 8, 16], steps=12, updates=8)
-QUICK = dict(width=SIZES[:2], seq=[64, 128], completion=[8, 16], group=[4, 8], steps=4, updates=3)
+# batch: sequences per SFT/DPO step (GRPO: PROMPTS_PER_STEP x group size completions; PPO: bench/ppo_vs_trl.py's 32)
+FULL = dict(width=SIZES, seq=[64, 128, 256, 512], completion=[8, 32, 128], group=[4, 8, 16], steps=12, updates=8, batch=16)
+QUICK = dict(width=SIZES[:2], seq=[64, 128], completion=[8, 16], group=[4, 8], steps=3, updates=2, batch=8)
+# the grid that fits about 10 minutes on 2 quiet cores (bench/run_all.py): three widths up to 50M, three points on the
+# other axes (the middle one is the shared base point), 3 steps or PPO updates per run (the median of the last 2 is
+# reported; at 50M a step takes seconds, so two of them give a stable median), 8 sequences per SFT/DPO step
+WINDOW = dict(width=[SIZES[0], SIZES[1], SIZES[3]], seq=[64, 128, 256], completion=[8, 32, 128], group=[4, 8, 16], steps=3, updates=3, batch=8)
+GRIDS = dict(quick=QUICK, window=WINDOW, full=FULL)
 PROMPTS_PER_STEP = 4  # GRPO: prompts per step; the batch is PROMPTS_PER_STEP x group size
 
 # ---- workers (one run each, in a fresh process) ----------------------------------------------------------------------
@@ -35,7 +43,7 @@ def _rows(algo, seq, tok):
     if algo == "dpo": return [{"prompt": f"{a}+{b}=", "chosen": pad(f"{a + b}."), "rejected": pad(f"the answer is {a + b}.")} for a, b in facts]
     return prompt_rows(facts)
 
-def worker(side, algo, hidden, layers, seq, completion, group, steps):
+def worker(side, algo, hidden, layers, seq, completion, group, steps, batch=16):
     "Train `steps` steps; returns the seconds of each step and the parameter count."
     os.environ["ALIGNTUNE_QUIET"] = "1"
     import torch
@@ -45,26 +53,26 @@ def worker(side, algo, hidden, layers, seq, completion, group, steps):
     from transformers import AutoTokenizer
     path = str(tiny_model_path(hidden_size=hidden, num_layers=layers))
     out, rows = tempfile.mkdtemp(prefix="scaling-"), _rows(algo, seq, AutoTokenizer.from_pretrained(path))
-    bs = PROMPTS_PER_STEP * group if algo == "grpo" else 16
+    bs = PROMPTS_PER_STEP * group if algo == "grpo" else batch
     stamps = []
     if side == "ours":
         from aligntune import create_sft_trainer, create_rl_trainer
         from aligntune.callbacks import Callback
         class Stamp(Callback):
-            def on_step(self, trainer, step): stamps.append(time.perf_counter())
+            def on_step(self, trainer, step): stamps.append((time.perf_counter(), time.process_time()))
         common = dict(output_dir=out, max_steps=steps, batch_size=bs, lr_scheduler_type="constant", seed=0, callbacks=[Stamp()])
         if algo == "sft": t = create_sft_trainer(path, rows, learning_rate=1e-3, max_seq_length=seq, **common)
         elif algo == "dpo": t = create_rl_trainer(path, rows, algorithm="dpo", learning_rate=1e-4, max_seq_length=seq, **common)
         else: t = create_rl_trainer(path, rows, algorithm="dapo", reward_functions=[addition_correct], learning_rate=5e-4,
                                     num_generations=group, max_completion_length=completion, **common)
         t.setup(); n = sum(p.numel() for p in t.model.parameters())
-        stamps.append(time.perf_counter()); t.train()
+        stamps.append((time.perf_counter(), time.process_time())); t.train()
     else:
         import trl
         from datasets import Dataset
         from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
         class Stamp(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw): stamps.append(time.perf_counter())
+            def on_step_end(self, args, state, control, **kw): stamps.append((time.perf_counter(), time.process_time()))
         tok = AutoTokenizer.from_pretrained(path); model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         n = sum(p.numel() for p in model.parameters())
         cpu = dict(output_dir=out, max_steps=steps, per_device_train_batch_size=bs, use_cpu=True, bf16=False, report_to="none",
@@ -81,9 +89,10 @@ def worker(side, algo, hidden, layers, seq, completion, group, steps):
                                   remove_unused_columns=False, **cpu)
             t = trl.GRPOTrainer(model=model, reward_funcs=[addition_correct], args=args, train_dataset=ds, processing_class=tok)
         t.add_callback(Stamp())
-        stamps.append(time.perf_counter()); t.train()
-    secs = [b - a for a, b in zip(stamps, stamps[1:])]
-    return {"secs": secs, "params": n}
+        stamps.append((time.perf_counter(), time.process_time())); t.train()
+    secs = [b[0] - a[0] for a, b in zip(stamps, stamps[1:])]
+    cpu = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]  # CPU seconds of this process: less blurred by other load than wall time
+    return {"secs": secs, "cpu": cpu, "params": n}
 
 def build_char_model(path, hidden, layers):
     "bench/ppo_vs_trl.py's character-level Llama (tokenizer, toy reward) at another width and depth."
@@ -125,7 +134,7 @@ def measure(point, trl112, order):
         else:
             r, mb = run_process([sys.executable, __file__, "--worker", side, "--algo", algo, "--hidden", str(hidden), "--layers", str(layers),
                                  "--seq", str(point["seq"]), "--completion", str(point["completion"]), "--group", str(point["group"]),
-                                 "--steps", str(point["steps"])], env)
+                                 "--steps", str(point["steps"]), "--batch", str(point["batch"])], env)
             secs, n = r["secs"], r["params"]
         warm = secs[1:] if len(secs) > 2 else secs  # the first step pays for one-off work
         res[side] = (statistics.median(warm), mb, n)
@@ -136,7 +145,7 @@ def grid(cfg, algos, axes):
     pts = []
     def add(algo, axis, **kw):
         p = dict(algo=algo, axis=axis, size=BASE["size"], seq=BASE["seq"], completion=BASE["completion"], group=BASE["group"],
-                 steps=cfg["updates"] if algo == "ppo" else cfg["steps"]); p.update(kw); pts.append(p)
+                 steps=cfg["updates"] if algo == "ppo" else cfg["steps"], batch=cfg["batch"]); p.update(kw); pts.append(p)
     for algo in algos:
         if "width" in axes:
             for s in cfg["width"]: add(algo, "width", size=s)
@@ -170,31 +179,34 @@ def plot(rows, path):
         for algo in ("sft", "dpo", "grpo", "ppo"):
             sel = [(p, r) for p, r in rows if p["axis"] == axis and p["algo"] == algo]
             if not sel: continue
-            xs = [p["size"][0] if axis == "width" else p[axis] for p, _ in sel]
+            xs = [r["ours"][2] / 1e6 if axis == "width" else p[axis] for p, r in sel]
             for i, (k, label) in enumerate(((0, "s/step"), (1, "peak RSS (MB)"))):
                 ax = grid_[i][j]
                 color = {"sft": "C0", "dpo": "C1", "grpo": "C2", "ppo": "C3"}[algo]
                 ax.plot(xs, [r["ours"][k] for _, r in sel], marker="o", color=color, label=f"{algo} ours")
                 ax.plot(xs, [r["baseline"][k] for _, r in sel], marker="x", ls="--", color=color,
                         label=f"{algo} {'TRL 1.12' if algo == 'ppo' else 'TRL'}")
-                ax.set_xlabel("hidden size" if axis == "width" else {"seq": "sequence length (tokens)", "completion": "completion length (tokens)", "group": "group size"}[axis])
-                ax.set_ylabel(label); ax.set_xscale("log", base=2)
+                ax.set_xlabel("parameters (millions)" if axis == "width" else {"seq": "sequence length (tokens)", "completion": "completion length (tokens)", "group": "group size"}[axis])
+                ax.set_ylabel(label); ax.set_xscale("log", base=10 if axis == "width" else 2)
                 if k == 0: ax.set_yscale("log")
         grid_[0][j].set_title(f"over {axis}", fontsize=10); grid_[0][j].legend(fontsize=6)
     fig.savefig(path, dpi=110)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="two points per axis and a few steps: checks that everything runs")
+    ap.add_argument("--quick", action="store_true", help="two points per axis and a few steps: checks that everything runs (= --grid quick)")
+    ap.add_argument("--grid", choices=list(GRIDS), default="full", help="quick: checks that it runs; window: about 10 min quiet; full: about an hour")
     ap.add_argument("--algos", default="sft,dpo,grpo,ppo"); ap.add_argument("--axes", default="width,seq,group")
     ap.add_argument("--out", default=str(HERE / "scaling"), help="writes OUT.md and OUT.png")
     ap.add_argument("--venv", default="/tmp/aligntune-bench-trl112", help="TRL 1.12's environment (made once, as bench/ppo_vs_trl.py does)")
     ap.add_argument("--worker"); ap.add_argument("--algo"); ap.add_argument("--hidden", type=int); ap.add_argument("--layers", type=int)
-    ap.add_argument("--seq", type=int); ap.add_argument("--completion", type=int); ap.add_argument("--group", type=int); ap.add_argument("--steps", type=int)
+    ap.add_argument("--seq", type=int); ap.add_argument("--completion", type=int); ap.add_argument("--group", type=int); ap.add_argument("--steps", type=int); ap.add_argument("--batch", type=int, default=16)
     a = ap.parse_args()
     if a.worker:
-        print("RESULT " + json.dumps(worker(a.worker, a.algo, a.hidden, a.layers, a.seq, a.completion, a.group, a.steps))); return
-    cfg = QUICK if a.quick else FULL
+        print("RESULT " + json.dumps(worker(a.worker, a.algo, a.hidden, a.layers, a.seq, a.completion, a.group, a.steps, a.batch))); return
+    if a.quick: a.grid = "quick"
+    a.quick = a.grid == "quick"
+    cfg = GRIDS[a.grid]
     algos, axes = a.algos.split(","), a.axes.split(",")
     pts = grid(cfg, algos, axes)
     trl112 = None
@@ -215,7 +227,7 @@ def main():
           f"{' (quick: few steps, noisy)' if a.quick else ''}", flush=True)
     rows, seen = [], {}
     for i, p in enumerate(pts):
-        key = (p["algo"], p["size"], p["seq"], p["completion"], p["group"], p["steps"])
+        key = (p["algo"], p["size"], p["seq"], p["completion"], p["group"], p["steps"], p["batch"])
         if key not in seen:
             order = ("ours", "baseline") if i % 2 == 0 else ("baseline", "ours")
             seen[key] = measure(p, trl112, order)
@@ -226,9 +238,12 @@ def main():
     md = table(rows)
     note = ("quick mode: a few steps per point, for checking that the script runs; the figures are not for quoting.\n\n" if a.quick else "")
     Path(a.out + ".md").write_text(f"# Scaling: aligntune vs plain TRL (PPO: vs TRL 1.12)\n\n{note}torch {torch.__version__}, trl {trl.__version__}, "
-                                   f"one thread per run, median seconds per step after the first.\n\n{md}\n")
+                                   f"one thread per run, grid '{a.grid}': median seconds per step after the first, {cfg['batch']} sequences per SFT/DPO step, "
+                                   f"{PROMPTS_PER_STEP} prompts x the group size per GRPO step, PPO as bench/ppo_vs_trl.py (32 x 8 tokens).\n\n{md}\n")
+    Path(a.out + ".json").write_text(json.dumps(dict(torch=torch.__version__, trl=trl.__version__, quick=a.quick, rows=[
+        dict(**{k: v for k, v in p.items() if not k.startswith("_")}, baseline=r["baseline"], ours=r["ours"]) for p, r in rows]), indent=1))
     plot(rows, a.out + ".png")
-    print("\n" + md + f"\n\nwrote {a.out}.md and {a.out}.png")
+    print("\n" + md + f"\n\nwrote {a.out}.md, {a.out}.json and {a.out}.png")
 
 if __name__ == "__main__":
     main()
