@@ -10,10 +10,10 @@ bench README says how to make it). Each benchmark runs on one stack and then on 
 drift in machine load falls on both. PPO is compared with TRL 1.12 in an environment of its own (made once by
 bench/ppo_vs_trl.py, --venv; make it before the quiet window, e.g. with `--only ppo --check`). The scaling grid
 runs on the tested stack only. Every script is run as it would be by hand, with --json for its figures; their
-output goes to OUT/<stack>-<part>.log. The load average is recorded before and after each part: a part that
-started on a busy machine is flagged in the summary, and its figures are not for quoting.
+output goes to OUT/<stack>-<part>.log. The CPU time other processes took while each part ran is recorded: a part
+that shared the machine is flagged in the summary, and its figures are not for quoting.
 """
-import argparse, datetime, json, os, platform, statistics, subprocess, sys, time
+import argparse, datetime, json, os, platform, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +40,11 @@ def versions(py):
     if out.returncode: raise SystemExit(f"{py} cannot import torch, trl, transformers and datasets:\n{out.stderr[-2000:]}")
     return dict(zip(("torch", "trl", "transformers", "datasets"), out.stdout.split()))
 
+def busy_cpu_seconds() -> float:
+    "CPU seconds the whole machine has spent busy since boot (/proc/stat), to compare with what the benchmark itself used."
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
 def run_part(name, stack, py, check, out, extra):
     script, window, tiny, _, _ = PARTS[name]
     args = (tiny if check else window) + extra.get(name, [])
@@ -48,6 +53,7 @@ def run_part(name, stack, py, check, out, extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
     load0, t0 = os.getloadavg()[0], time.perf_counter()
+    busy0, own0 = busy_cpu_seconds(), sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
     print(f"\n== {name} on the {stack} stack: {script} {' '.join(args)}  (load average {load0:.2f})", flush=True)
     log = out / f"{stack}-{name}.log"
     with open(log, "w") as f:
@@ -56,7 +62,11 @@ def run_part(name, stack, py, check, out, extra):
             f.write(line)
             if not line.startswith(QUIET_LINES) and "Writing model shards" not in line: print("   " + line, end="", flush=True)
         rc = p.wait()
-    rec = dict(part=name, stack=stack, rc=rc, seconds=time.perf_counter() - t0, load_before=load0, load_after=os.getloadavg()[0], log=log.name)
+    secs = time.perf_counter() - t0
+    own = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - own0
+    # other processes' share of one core while this part ran (the load average would count the benchmark's own threads)
+    others = max(busy_cpu_seconds() - busy0 - own, 0.0) / secs
+    rec = dict(part=name, stack=stack, rc=rc, seconds=secs, load_before=load0, load_after=os.getloadavg()[0], others=others, log=log.name)
     if rc: print(f"   FAILED (exit {rc}); see {log}", flush=True)
     return rec
 
@@ -87,7 +97,7 @@ def figures(name, data):
     return []
 
 def summary(recs, stacks, check, out, started):
-    busy = lambda r: r["load_before"] > 1.0
+    busy = lambda r: r.get("others", 0) > 0.10  # other processes took more than a tenth of a core
     lines = [f"# Benchmarks: one run of each, {started:%Y-%m-%d %H:%M} UTC", ""]
     if check: lines += ["**Check run (`--check`): tiny settings, only to show that everything runs. These figures are noise, not results.**", ""]
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), None) \
@@ -118,10 +128,12 @@ def summary(recs, stacks, check, out, started):
             lines += ["Time per step (median after the first) and peak RSS, ours against plain TRL (PPO: TRL 1.12); "
                       "the curves are in [scaling.png](scaling.png).", "", *table]
         else: lines += [f"failed, see {sc['log']}"]
-    lines += ["", "Each part's wall time and the 1-minute load average before and after it (above 1.0 before: the machine was busy, "
-              "and that part's figures are not for quoting):", "", "| part | stack | seconds | load before | load after | exit |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['part']} | {r['stack']} | {r['seconds']:.0f} | {r['load_before']:.2f}{' (busy)' if busy(r) else ''} | {r['load_after']:.2f} | {r['rc']} |"
-              for r in recs]
+    lines += ["", "Each part's wall time, the 1-minute load average before and after it (it counts the benchmarks' own threads), "
+              "and the CPU that other processes took while it ran, in cores (above 0.10: the machine was busy, and that part's "
+              "figures are not for quoting):", "", "| part | stack | seconds | load before | load after | other processes | exit |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['part']} | {r['stack']} | {r['seconds']:.0f} | {r['load_before']:.2f} | {r['load_after']:.2f} | "
+              f"{fmt(r.get('others'), 2)}{' (busy)' if busy(r) else ''} | {r['rc']} |" for r in recs]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
 
