@@ -245,19 +245,13 @@ def pick_device(device=None) -> str:
 
 def load_eval_model(path, device=None):
     "(model, tokenizer) from a full-model or LoRA-adapter folder (or a hub id), in eval mode on `device` (default: GPU if any, else CPU)."
-    from aligntune.models import load_model, load_tokenizer, _looks_like_hub_id
+    from aligntune.models import load_model, _looks_like_hub_id
     src = os.path.expanduser(str(path))
     if not Path(src).exists() and _looks_like_hub_id(src):
         model, tok = load_model(src)
         return model.to(pick_device(device)).eval(), tok
-    kind = check_model_folder(path)
-    if kind == "adapter":
-        from peft import PeftModel
-        base = json.loads((Path(src) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        model, tok = load_model(base)
-        if (Path(src) / "tokenizer_config.json").exists(): tok = load_tokenizer(src)
-        model = PeftModel.from_pretrained(model, src)
-    else: model, tok = load_model(src)
+    check_model_folder(path)  # an EvalError naming what is missing, before anything loads
+    model, tok = load_model(src)  # a full model, or a LoRA adapter on its base model (aligntune.models)
     return model.to(pick_device(device)).eval(), tok
 
 def resolve_model(model, tokenizer=None, device=None):
