@@ -61,8 +61,13 @@ def two_processes(tmp_path, algo, out, launcher="torchrun", **kw) -> list:
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
     return results(p.stdout)
 
+def result_lines(stdout) -> list:
+    """The RESULT records the processes printed. Each is printed after a newline and found wherever it starts: a library
+    may leave a line unfinished on stdout, and both processes write to the same pipe."""
+    return [json.loads(l[l.index("RESULT {") + 7:]) for l in stdout.splitlines() if "RESULT {" in l]
+
 def results(stdout) -> list:
-    res = sorted((json.loads(l.split("RESULT ", 1)[1]) for l in stdout.splitlines() if l.startswith("RESULT ")), key=lambda r: r["rank"])
+    res = sorted(result_lines(stdout), key=lambda r: r["rank"])
     assert [r["rank"] for r in res] == [0, 1] and all(r["world"] == 2 for r in res), stdout[-2000:]
     return res
 
@@ -74,7 +79,7 @@ def training_script(tmp_path, algo, out, **kw) -> Path:
         from test_distributed import build, digit_share, weights_digest
         t = build({algo!r}, {str(out)!r}, **{kw!r})
         res = t.train()
-        print("RESULT", json.dumps(dict(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), steps=res["global_step"],
+        print("\\nRESULT", json.dumps(dict(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), steps=res["global_step"],
                                         status=res["status"], pid=os.getpid(), digest=weights_digest(t))), flush=True)
         """))
     return script
@@ -93,21 +98,22 @@ def launch_jobs(tmp_path, jobs: dict, launcher="torchrun") -> dict:
                 t = build(algo, out, **kw); res = t.train()
                 r = dict(steps=res["global_step"], status=res["status"], digest=weights_digest(t))
             except Exception: r = dict(error=traceback.format_exc()[-3000:])
-            print("RESULT", json.dumps(dict(job=name, rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), pid=os.getpid(), **r)), flush=True)
+            print("\\nRESULT", json.dumps(dict(job=name, rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), pid=os.getpid(), **r)), flush=True)
             t = None; gc.collect()
         """))
     from aligntune.launch import launch_command
     p = subprocess.run([*launch_command(2, launcher), str(script)], capture_output=True, text=True, env=env(), timeout=1800, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
     out = {}
-    for l in p.stdout.splitlines():
-        if l.startswith("RESULT "): r = json.loads(l.split("RESULT ", 1)[1]); out.setdefault(r.pop("job"), []).append(r)
-    return {k: sorted(v, key=lambda r: r["rank"]) for k, v in out.items()}
+    for r in result_lines(p.stdout): out.setdefault(r.pop("job"), []).append(r)
+    out = {k: sorted(v, key=lambda r: r["rank"]) for k, v in out.items()}
+    out["stdout"] = p.stdout  # shown when a job's results are missing
+    return out
 
 def job_results(launched: dict, name: str) -> list:
     "One job's RESULTs from `launch_jobs`, both ranks there and neither failed."
     res = launched.get(name, [])
-    assert [r["rank"] for r in res] == [0, 1] and all(r["world"] == 2 for r in res), (name, res)
+    assert [r["rank"] for r in res] == [0, 1] and all(r["world"] == 2 for r in res), (name, res, launched.get("stdout", "")[-3000:])
     for r in res: assert "error" not in r, r["error"]
     return res
 
@@ -241,13 +247,13 @@ def test_ppo_whitening_over_two_processes_is_that_of_the_whole_rollout(tmp_path)
         diffs = [(PPOEngine._whiten(me, x[half], mask[half], shift_mean=s) - masked_whiten(x, mask, shift_mean=s)[half]).abs().max().item()
                  for s in (True, False)]
         alone = (masked_whiten(x[half], mask[half]) - masked_whiten(x, mask)[half]).abs().max().item()
-        print("RESULT", json.dumps(dict(rank=r, diffs=diffs, alone=alone)), flush=True)
+        print("\\nRESULT", json.dumps(dict(rank=r, diffs=diffs, alone=alone)), flush=True)
         dist.destroy_process_group()
         """))
     from aligntune.launch import launch_command
     p = subprocess.run([*launch_command(2), str(script)], capture_output=True, text=True, env=env(), timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
-    res = [json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+    res = result_lines(p.stdout)
     assert len(res) == 2
     for r in res:
         assert max(r["diffs"]) < 1e-5, r  # float32 against float64 sums
