@@ -130,7 +130,8 @@ def test_two_process_sft_on_cpu_under_accelerate(tiny_model, tmp_path):
                                max_steps=6, batch_size=8, learning_rate=3e-3)
         res = t.train()
         ws = t.trl_trainer.accelerator.num_processes
-        print("RESULT", json.dumps({{"rank": int(os.environ.get("RANK", 0)), "world": ws, "steps": res["global_step"]}}), flush=True)
+        # one write to the pipe both processes share, so their lines cannot interleave (print writes piece by piece unbuffered)
+        os.write(1, ("\\nRESULT " + json.dumps({{"rank": int(os.environ.get("RANK", 0)), "world": ws, "steps": res["global_step"]}}) + "\\n").encode())
         """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     from aligntune.launch import launch_command
@@ -138,7 +139,7 @@ def test_two_process_sft_on_cpu_under_accelerate(tiny_model, tmp_path):
     assert "--multi_gpu" in cmd
     p = subprocess.run([*cmd, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    res = [json.loads(l.split("RESULT ", 1)[1]) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+    res = [json.loads(l[l.index("RESULT {") + 7:]) for l in p.stdout.splitlines() if "RESULT {" in l]
     assert sorted(r["rank"] for r in res) == [0, 1] and all(r["world"] == 2 and r["steps"] == 6 for r in res)
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4, 5, 6]  # written once, by rank 0

@@ -61,6 +61,11 @@ def two_processes(tmp_path, algo, out, launcher="torchrun", **kw) -> list:
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
     return results(p.stdout)
 
+def say_result(**record):
+    """Print this process's RESULT line in ONE write to the pipe both processes share. (`print` makes a write per piece
+    when Python runs unbuffered, as CI does, and two processes' pieces then interleave and break each other's line.)"""
+    os.write(1, ("\nRESULT " + json.dumps(record) + "\n").encode())
+
 def result_lines(stdout) -> list:
     """The RESULT records the processes printed. Each is printed after a newline and found wherever it starts: a library
     may leave a line unfinished on stdout, and both processes write to the same pipe."""
@@ -76,11 +81,11 @@ def training_script(tmp_path, algo, out, **kw) -> Path:
     script = tmp_path / f"ddp_{algo}.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys, json, torch; sys.path.insert(0, {str(TESTS)!r}); torch.set_num_threads(1)
-        from test_distributed import build, digit_share, weights_digest
+        from test_distributed import build, digit_share, weights_digest, say_result
         t = build({algo!r}, {str(out)!r}, **{kw!r})
         res = t.train()
-        print("\\nRESULT", json.dumps(dict(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), steps=res["global_step"],
-                                        status=res["status"], pid=os.getpid(), digest=weights_digest(t))), flush=True)
+        say_result(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), steps=res["global_step"],
+                   status=res["status"], pid=os.getpid(), digest=weights_digest(t))
         """))
     return script
 
@@ -92,13 +97,13 @@ def launch_jobs(tmp_path, jobs: dict, launcher="torchrun") -> dict:
     script = tmp_path / "ddp_jobs.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys, json, gc, traceback, torch; sys.path.insert(0, {str(TESTS)!r}); torch.set_num_threads(1)
-        from test_distributed import build, weights_digest
+        from test_distributed import build, weights_digest, say_result
         for name, (algo, out, kw) in json.load(open({str(spec)!r})).items():
             try:
                 t = build(algo, out, **kw); res = t.train()
                 r = dict(steps=res["global_step"], status=res["status"], digest=weights_digest(t))
             except Exception: r = dict(error=traceback.format_exc()[-3000:])
-            print("\\nRESULT", json.dumps(dict(job=name, rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), pid=os.getpid(), **r)), flush=True)
+            say_result(job=name, rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), pid=os.getpid(), **r)
             t = None; gc.collect()
         """))
     from aligntune.launch import launch_command
@@ -235,7 +240,7 @@ def test_ppo_whitening_over_two_processes_is_that_of_the_whole_rollout(tmp_path)
     "The PPO engine's cross-process statistics: each process whitens its half with the mean and variance of both halves."
     script = tmp_path / "whiten.py"
     script.write_text(textwrap.dedent("""
-        import json, types, torch, torch.distributed as dist
+        import os, json, types, torch, torch.distributed as dist
         from aligntune.ppo import PPOEngine
         from aligntune.ppo_core import masked_whiten
         dist.init_process_group("gloo")
@@ -247,7 +252,7 @@ def test_ppo_whitening_over_two_processes_is_that_of_the_whole_rollout(tmp_path)
         diffs = [(PPOEngine._whiten(me, x[half], mask[half], shift_mean=s) - masked_whiten(x, mask, shift_mean=s)[half]).abs().max().item()
                  for s in (True, False)]
         alone = (masked_whiten(x[half], mask[half]) - masked_whiten(x, mask)[half]).abs().max().item()
-        print("\\nRESULT", json.dumps(dict(rank=r, diffs=diffs, alone=alone)), flush=True)
+        os.write(1, ("\\nRESULT " + json.dumps(dict(rank=r, diffs=diffs, alone=alone)) + "\\n").encode())  # one write: see say_result
         dist.destroy_process_group()
         """))
     from aligntune.launch import launch_command
