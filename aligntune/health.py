@@ -39,11 +39,23 @@ def thresholds(algorithm, **overrides) -> dict:
 def _num(v):
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
+class _Logs(list):
+    "The logged metrics of a run, in order, and every key any of them held (`seen`)."
+    def __init__(self): super().__init__(); self.seen = set()
+    def append(self, metrics): super().append(metrics); self.seen.update(metrics)
+
 def _series(logs, keys, n=None) -> list:
     "The values of the first of `keys` that the logs hold (the last `n`), as floats; logs lacking it are skipped."
-    for k in keys:
-        vals = [_num(m[k]) for m in logs if _num(m.get(k)) is not None]
-        if vals: return vals[-n:] if n else vals
+    seen = getattr(logs, "seen", None)  # a `_Logs` knows which keys it ever held: an absent key costs nothing
+    for k in keys:  # read from the end and stop at `n`: a check costs the same at step 10 and at step 10,000
+        if seen is not None and k not in seen: continue
+        vals = []
+        for m in reversed(logs):
+            v = _num(m.get(k))
+            if v is not None:
+                vals.append(v)
+                if n and len(vals) == n: break
+        if vals: return vals[::-1]
     return []
 
 def _lasting(logs, keys, n, bad) -> list | None:
@@ -167,7 +179,7 @@ class HealthMonitor(Callback):
         self.rules, self.custom = list(rules or RULES), dict(thresholds)
         self.reset()
     def reset(self):
-        self.logs, self.steps, self.evals, self.fired, self.thresholds = [], [], [], {}, dict(DEFAULT_THRESHOLDS, **self.custom)
+        self.logs, self.steps, self.evals, self.fired, self.thresholds = _Logs(), [], [], {}, dict(DEFAULT_THRESHOLDS, **self.custom)
     def tune(self, **thresholds):
         "Change thresholds for this run (e.g. `window=5`); takes effect at the next logged step."
         bad = [k for k in thresholds if k not in DEFAULT_THRESHOLDS]

@@ -31,6 +31,11 @@ def _jsonable(v):
     if hasattr(v, "tolist"): return _jsonable(v.tolist())
     return str(v)
 
+def _json_line(obj) -> str:
+    "One JSON line for a jsonl file. Plain rows (the usual case) go straight through the C encoder; others through `_jsonable`."
+    try: return json.dumps(obj, allow_nan=False) + "\n"
+    except (TypeError, ValueError): return json.dumps(_jsonable(obj)) + "\n"
+
 # %% ../nbs/03_runs.ipynb #dc8c1f12
 def atomic_write(path, text: str):
     "Write `text` to `path` through a temporary file and a rename, so an interrupt never leaves half a file."
@@ -325,11 +330,12 @@ class RunWriter:
             check_output_dir(self.dir)
             if self.checkpoint_dir != self.dir: check_output_dir(self.checkpoint_dir)
         self._files, self._status, self._beat = {}, None, 0.0
-    def _append(self, name, obj):
-        if not self.is_main: return
+    def _append(self, name, *objs):
+        "Append rows to a jsonl file in one write, flushed so that a reader (a panel, another process) sees whole lines."
+        if not self.is_main or not objs: return
         f = self._files.get(name)
         if f is None: f = self._files[name] = open(self.dir / name, "a")
-        f.write(json.dumps(_jsonable(obj)) + "\n"); f.flush()
+        f.write("".join(_json_line(o) for o in objs)); f.flush()
     def _previous(self) -> Path:
         n = 1
         while (self.dir / "previous" / str(n)).exists(): n += 1
@@ -391,7 +397,7 @@ class RunWriter:
         self._append("metrics.jsonl", {"step": int(step), **metrics})
     def log_samples(self, step: int, rows):
         "Append sampled completions (prompt, completion, rewards, reward, advantage) to samples.jsonl."
-        for r in rows: self._append("samples.jsonl", {"step": int(step), **r})
+        self._append("samples.jsonl", *({"step": int(step), **r} for r in rows))
     def log_event(self, event: str, step: int, **payload):
         "Append a marker event (a health message, a knob change) to events.jsonl, for views and plots to draw."
         self._append("events.jsonl", {"step": int(step), "event": event, **payload})

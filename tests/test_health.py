@@ -114,3 +114,25 @@ def test_reward_hacking_when_heldout_metric_falls(tiny_model, tmp_path):
     fired = _rules(tmp_path / "f")
     assert "reward_hacking" in fired and "eval_reward worsened" in fired["reward_hacking"]["message"]
     assert fired["reward_hacking"]["step"] % 5 == 0 and fired["reward_hacking"]["step"] >= 20  # at an evaluation, the fourth or later
+
+def test_series_reads_backwards_and_gives_what_a_full_scan_gives():
+    "`_series` stops at the last `n` values and skips keys never logged; it must return exactly what scanning every log returns."
+    import math, random
+    from aligntune.health import _Logs, _series, _num
+    def full_scan(logs, keys, n=None):  # the definition: the values of the first key any log holds, the last n of them
+        for k in keys:
+            vals = [_num(m[k]) for m in logs if _num(m.get(k)) is not None]
+            if vals: return vals[-n:] if n else vals
+        return []
+    rng = random.Random(0)
+    pool = [0.5, -1.0, 3, float("nan"), float("inf"), True, None, "x"]
+    for trial in range(300):
+        logs, plain = _Logs(), []
+        for _ in range(rng.randrange(0, 40)):
+            m = {k: rng.choice(pool) for k in ("a", "b", "c") if rng.random() < 0.4}
+            logs.append(m); plain.append(m)
+        keys, n = rng.sample(["a", "b", "c", "never"], rng.randrange(1, 4)), rng.choice([None, 1, 3, 10, 50])
+        want = full_scan(plain, keys, n)
+        for got in (_series(logs, keys, n), _series(plain, keys, n)):
+            assert len(got) == len(want) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(got, want)), (keys, n, got, want)
+    assert _Logs().seen == set() and _series(_Logs(), ["a"], 3) == []
