@@ -6,7 +6,7 @@ Docs: https://aligntune.github.io/aligntune/nbs/launch.html.md"""
 
 # %% ../nbs/05c_launch.ipynb #61761818
 from __future__ import annotations
-import os, sys, time, json, signal, socket, subprocess, tempfile
+import os, sys, time, json, shutil, signal, socket, subprocess, tempfile
 from pathlib import Path
 from .config import ConfigError, UnifiedConfig, make_config
 from .callbacks import Dispatcher, ConsoleProgress
@@ -126,7 +126,8 @@ class Launch:
     @property
     def log(self) -> str:
         "What the processes printed so far (every rank's lines)."
-        return Path(self.log_path).read_text(errors="replace") if self.log_path and Path(self.log_path).exists() else ""
+        if self.log_path and Path(self.log_path).exists(): return Path(self.log_path).read_text(errors="replace")
+        return getattr(self, "_log_text", "")  # kept when the run's temporary folder was removed
     def __repr__(self): return f"Launch(algorithm={self.algorithm!r}, num_processes={self.num_processes}, output_dir={str(self.output_dir)!r})"
 
 # %% ../nbs/05c_launch.ipynb #b1db31e4
@@ -196,7 +197,8 @@ def train(self: Launch) -> dict:
                           f"Their last output ({self.log_path}):\n" + "\n".join(self.log.splitlines()[-25:]))
         if self._begun:
             self.events.emit("error", step=self._step, error=err); self.events.emit("train_end", status="failed", result=self.result)
-        raise err
+        raise err  # the temporary folder stays: the message names its processes.log
+    self._log_text = self.log; shutil.rmtree(tmp, ignore_errors=True)  # the script and config were for the processes only
     self.events.emit("train_end", status=status, result=self.result)
     return self.result
 

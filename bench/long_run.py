@@ -50,7 +50,7 @@ def main():
     early, late = statistics.median(per_step[:a.window]), statistics.median(per_step[-a.window:])
     print(f"{a.steps} logged steps: median per step over the first {a.window} {early * 1e3:.3f} ms, over the last {a.window} "
           f"{late * 1e3:.3f} ms, ratio late/early {late / early:.2f}; all listeners {sum(per_step):.1f} s; record {size / 1e6:.1f} MB")
-    if a.json: Path(a.json).write_text(json.dumps(dict(steps=a.steps, early_ms=early * 1e3, late_ms=late * 1e3, ratio=late / early,
+    if a.json: Path(a.json).write_text(json.dumps(dict(steps=a.steps, window=a.window, early_ms=early * 1e3, late_ms=late * 1e3, ratio=late / early,
                                                        total_s=sum(per_step), panel=a.panel), indent=1))
 
 if __name__ == "__main__":

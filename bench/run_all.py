@@ -13,7 +13,7 @@ runs on the tested stack only. Every script is run as it would be by hand, with 
 output goes to OUT/<stack>-<part>.log. The CPU time other processes took while each part ran is recorded: a part
 that shared the machine is flagged in the summary, and its figures are not for quoting.
 """
-import argparse, datetime, json, os, platform, resource, statistics, subprocess, sys, time
+import argparse, datetime, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -21,16 +21,17 @@ ROOT = HERE.parent
 
 # name: (script, arguments for the window, arguments for --check, stacks, estimated quiet seconds per stack for the window)
 PARTS = {
-    "overhead": ("overhead.py", ["--repeats", "5", "--steps", "60"], ["--repeats", "1", "--steps", "3"], ("pinned", "newest"), 110),
+    "overhead": ("overhead.py", ["--repeats", "5", "--steps", "200"], ["--repeats", "1", "--steps", "3"], ("pinned", "newest"), 300),
     "panel": ("panel_overhead.py", ["--repeats", "3", "--steps", "200"], ["--repeats", "1", "--steps", "4"], ("pinned", "newest"), 60),
     "ppo": ("ppo_vs_trl.py", ["--repeats", "2", "--updates", "12"], ["--repeats", "1", "--updates", "2", "--modes", "full"],
             ("pinned", "newest"), 90),
     "grpo_defaults": ("grpo_defaults.py", ["--repeats", "1", "--target", "0.6", "--budget", "120"],
                       ["--repeats", "1", "--target", "0.6", "--budget", "5", "--prep-steps", "3,2"], ("pinned", "newest"), 170),
+    "long_run": ("long_run.py", ["--steps", "5000"], ["--steps", "300", "--window", "50"], ("pinned", "newest"), 20),
     "scaling": ("scaling.py", ["--grid", "window"], ["--grid", "quick"], ("pinned",), 600),
 }
 GOALS = {"overhead": "<= 1.03, losses identical", "panel": "<= 1.02", "panel drawing": "the cause of any overhead above 1.00",
-         "ppo": "<= 0.8, >= 1", "grpo_defaults": "> 1 (our defaults sooner)", "grpo_defaults reward": "-"}
+         "ppo": "<= 0.8, >= 1", "long_run": "about 1 (no growth with the run's length)", "grpo_defaults": "> 1 (our defaults sooner)", "grpo_defaults reward": "-"}
 
 QUIET_LINES = ("WARNING", "warnings.warn", "  warnings.warn", "{'")  # kept in the log, not echoed: TRL's per-step dicts, warnings
 
@@ -66,7 +67,7 @@ def run_part(name, stack, py, check, out, extra):
     own = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - own0
     # other processes' share of one core while this part ran (the load average would count the benchmark's own threads)
     others = max(busy_cpu_seconds() - busy0 - own, 0.0) / secs
-    rec = dict(part=name, stack=stack, rc=rc, seconds=secs, load_before=load0, load_after=os.getloadavg()[0], others=others, log=log.name)
+    rec = dict(part=name, stack=stack, started=f"{datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=secs):%Y-%m-%d %H:%M}", rc=rc, seconds=secs, load_before=load0, load_after=os.getloadavg()[0], others=others, log=log.name)
     if rc: print(f"   FAILED (exit {rc}); see {log}", flush=True)
     return rec
 
@@ -94,11 +95,17 @@ def figures(name, data):
         return [(f"GRPO defaults: time to mean reward {data['target']} ratio TRL / aligntune (budget {data['budget']:.0f} s)",
                  v + (f"; {data['bound']}" if data["bound"] and data["ratio"] is not None else "")),
                 ("GRPO defaults: mean reward of the last 20 steps when each side stopped", last)]
+    if name == "long_run":
+        return [(f"listeners' time per logged step, last / first {data.get('window', 200)} of {data['steps']} GRPO steps (median ms)",
+                 f"{fmt(data['ratio'], 2)} ({data['early_ms']:.2f} -> {data['late_ms']:.2f} ms)")]
     return []
 
 def summary(recs, stacks, check, out, started):
-    busy = lambda r: r.get("others", 0) > 0.10  # other processes took more than a tenth of a core
-    lines = [f"# Benchmarks: one run of each, {started:%Y-%m-%d %H:%M} UTC", ""]
+    busy = lambda r: (r.get("others") or 0) > 0.10  # other processes took more than a tenth of a core
+    lines = [f"# Benchmarks: one run of each, the latest of each part (this summary written {started:%Y-%m-%d %H:%M} UTC)", ""]
+    if len({r.get("started", "")[:10] for r in recs}) > 1 or any(r.get("kept") for r in recs):
+        lines += ["Parts come from more than one run of `run_all.py` (`--only` reruns a part and keeps the others); "
+                  "each part's start time (UTC) is in the last table.", ""]
     if check: lines += ["**Check run (`--check`): tiny settings, only to show that everything runs. These figures are noise, not results.**", ""]
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), None) \
         if Path("/proc/cpuinfo").exists() else None
@@ -130,9 +137,9 @@ def summary(recs, stacks, check, out, started):
         else: lines += [f"failed, see {sc['log']}"]
     lines += ["", "Each part's wall time, the 1-minute load average before and after it (it counts the benchmarks' own threads), "
               "and the CPU that other processes took while it ran, in cores (above 0.10: the machine was busy, and that part's "
-              "figures are not for quoting):", "", "| part | stack | seconds | load before | load after | other processes | exit |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['part']} | {r['stack']} | {r['seconds']:.0f} | {r['load_before']:.2f} | {r['load_after']:.2f} | "
+              "figures are not for quoting):", "", "| part | stack | started | seconds | load before | load after | other processes | exit |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['part']} | {r['stack']} | {r.get('started', '-')} | {r['seconds']:.0f} | {r['load_before']:.2f} | {r['load_after']:.2f} | "
               f"{fmt(r.get('others'), 2)}{' (busy)' if busy(r) else ''} | {r['rc']} |" for r in recs]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
@@ -142,7 +149,7 @@ def main():
     ap.add_argument("--newest", help="the newest stack's Python (without it, only the tested stack runs)")
     ap.add_argument("--check", action="store_true", help="tiny settings: checks that everything runs; the figures are noise")
     ap.add_argument("--only", default=",".join(PARTS), help=f"parts to run, of {','.join(PARTS)}")
-    ap.add_argument("--out", default=str(HERE / "results"), help="folder for results.md, scaling.md/.png and the logs")
+    ap.add_argument("--out", help="folder for results.md, scaling.md/.png and the logs (default bench/results; with --check, a temporary folder)")
     ap.add_argument("--venv", default="/tmp/aligntune-bench-trl112", help="TRL 1.12's environment (PPO's baseline)")
     a = ap.parse_args()
     only = a.only.split(",")
@@ -150,17 +157,21 @@ def main():
     if a.newest and not Path(a.newest).exists(): raise SystemExit(f"--newest {a.newest}: no such Python; make the newest stack as bench/README.md shows")
     pys = {"pinned": sys.executable, **({"newest": a.newest} if a.newest else {})}
     stacks = {s: (py, versions(py)) for s, py in pys.items()}
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out or (Path(tempfile.gettempdir()) / "aligntune-bench-check" if a.check else HERE / "results")); out.mkdir(parents=True, exist_ok=True)
     extra = {"ppo": ["--venv", a.venv], "scaling": ["--venv", a.venv]}
     est = sum(PARTS[n][4] * sum(s in pys for s in PARTS[n][3]) for n in only)
     started = datetime.datetime.now(datetime.timezone.utc)
     print(f"stacks: " + "; ".join(f"{s} ({py}): " + ", ".join(f"{k} {v}" for k, v in ver.items()) for s, (py, ver) in stacks.items()))
     print(f"parts: {', '.join(only)}; " + ("check run, tiny settings" if a.check else f"about {est / 60:.0f} min on 2 quiet cores"), flush=True)
-    recs = []
+    # the other parts' latest runs are kept (runs.json), so `--only` refreshes a part without losing the rest
+    kept = [] if a.check or not (out / "runs.json").exists() else json.loads((out / "runs.json").read_text())
+    recs = [{**r, "kept": True} for r in kept if r["part"] not in only and r["stack"] in stacks]
     for name in only:
         for s in PARTS[name][3]:
             if s in stacks: recs.append(run_part(name, s, stacks[s][0], a.check, out, extra))
+            recs.sort(key=lambda r: (list(PARTS).index(r["part"]), r["stack"] != "pinned"))
             summary(recs, stacks, a.check, out, started)   # kept up to date, so an interrupted run still leaves one
+            (out / "runs.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "kept"} for r in recs], indent=1))
     print("\n" + summary(recs, stacks, a.check, out, started) + f"\n\nwrote {out / 'results.md'}")
     sys.exit(1 if any(r["rc"] for r in recs) else 0)
 

@@ -274,10 +274,13 @@ def test_stopping_a_launched_run_stops_every_process_at_the_same_step(tmp_path):
         def on_log(self, trainer, step, metrics):
             if step == 2: trainer.request_stop()
     out = tmp_path / "stopped"
-    res = Launch("sft-tiny", num_processes=2, output_dir=str(out), max_steps=200, callbacks=[StopAt()], quiet=True).train()
+    launch = Launch("sft-tiny", num_processes=2, output_dir=str(out), max_steps=200, callbacks=[StopAt()], quiet=True)
+    res = launch.train()
     st = json.loads((out / "run.json").read_text())
     assert res["status"] == st["status"] == "interrupted" and 2 <= res["global_step"] < 200, res
     assert st["global_step"] == res["global_step"] and (out / "model" / "model.safetensors").exists()
+    # the processes' script and config lived in a temporary folder, removed once they ended; what they printed is kept
+    assert not Path(launch.log_path).parent.exists() and "step" in launch.log.lower(), launch.log[-2000:]
 
 
 @pytest.mark.slow

@@ -197,6 +197,8 @@ def test_evaluator_on_lora_adapter_folder(tiny_model, loaded, tmp_path):
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    from aligntune.models import hide_checkpointing_deprecation
+    hide_checkpointing_deprecation()  # PEFT's wrapping reads a property transformers 5.24 deprecated (aligntune's own wrapping hides it too)
     pm = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     torch.manual_seed(0)
     with torch.no_grad():
