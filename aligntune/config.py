@@ -276,7 +276,9 @@ class GRPOParams:
     importance_sampling_level: str | None = None  # 'token' or 'sequence' (GSPO)
     scale_rewards: str | None = None  # 'group', 'batch' or 'none' (Dr. GRPO does not divide by the std)
     mask_truncated_completions: bool | None = None  # drop completions that hit max_completion_length from the loss
+    filter_groups: bool | None = None  # leave out of the loss the completions whose group all got one reward (DAPO's dynamic sampling; needs beta=0)
     def __post_init__(self):
+        if self.filter_groups is not None: _check_bool("grpo.filter_groups", self.filter_groups)
         _check_sampling(self, "grpo")
         _check_choice("grpo.loss_type", self.loss_type, GRPO_LOSS_TYPES, allow_none=True)
         _check_choice("grpo.importance_sampling_level", self.importance_sampling_level, ("token", "sequence"), allow_none=True)
@@ -450,9 +452,11 @@ _GRPO_PLOTS = ("reward", "rewards/*/mean", "reward_std", "kl", "completions/mean
 _GRPO_ENGINES = {"trl": "TRLGRPOTrainer", "unsloth": "UnslothGRPOTrainer"}
 _GRPO_LEN = "grpo.max_completion_length"
 
-def _grpo_preset(loss_type, scale_rewards, beta, epsilon_high, mask_truncated, level="token", epsilon=0.2, steps_per_generation=None):
+def _grpo_preset(loss_type, scale_rewards, beta, epsilon_high, mask_truncated, level="token", epsilon=0.2, steps_per_generation=None,
+                 filter_groups=False):
     return dict(loss_type=loss_type, importance_sampling_level=level, scale_rewards=scale_rewards, beta=beta, epsilon=epsilon,
-                epsilon_high=epsilon_high, mask_truncated_completions=mask_truncated, steps_per_generation=steps_per_generation)
+                epsilon_high=epsilon_high, mask_truncated_completions=mask_truncated, steps_per_generation=steps_per_generation,
+                filter_groups=filter_groups)
 
 ALGORITHMS = {a.name: a for a in [
     Algorithm("sft", "SFT", "supervised", "text", "sft", {"trl": "TRLSFTTrainer", "unsloth": "UnslothSFTTrainer"},
@@ -484,9 +488,9 @@ ALGORITHMS = {a.name: a for a in [
               preset=_grpo_preset("grpo", "group", 0.0, 4e-4, False, level="sequence", epsilon=3e-4, steps_per_generation=4),
               summary="group sequence policy optimisation: a sequence-level importance ratio"),
     Algorithm("dapo", "DAPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
-              preset=_grpo_preset("dapo", "group", 0.0, 0.28, True),
+              preset=_grpo_preset("dapo", "group", 0.0, 0.28, True, filter_groups=True),
               health=dict(clipped_ratio=0.5),  # its preset drops truncated completions from the loss: half clipped is half wasted
-              summary="DAPO: clip-higher, token-level loss, no KL, truncated completions left out"),
+              summary="DAPO: clip-higher, token-level loss, no KL, truncated completions and groups without a learning signal left out"),
     Algorithm("dr_grpo", "Dr. GRPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
               preset=_grpo_preset("dr_grpo", "none", 0.0, 0.2, False),
               summary="GRPO done right: no std scaling, a constant loss normaliser"),
@@ -812,6 +816,8 @@ def resolved_settings(cfg) -> dict:
     for k, v in spec.preset.items():
         if out.get(k) is None: out[k] = v
     if "epsilon_high" in out and out["epsilon_high"] is None: out["epsilon_high"] = out.get("epsilon")
+    if out.get("filter_groups") and cfg.params.filter_groups is None and out.get("beta"):
+        out["filter_groups"] = False  # the preset's filter gives way to a KL term set by name: it would drop that term (see `_lint_grpo`)
     return out
 
 def completion_length(cfg) -> int | None:
@@ -835,10 +841,16 @@ def _check_groups(cfg, g):
     if g["epsilon_high"] is not None and g["epsilon"] is not None and g["epsilon_high"] < g["epsilon"]:
         raise ConfigError(f"{grp}.epsilon_high={g['epsilon_high']} is below {grp}.epsilon={g['epsilon']}: the upper clip must be >= the lower one. "
                           "Set epsilon_high >= epsilon (DAPO uses 0.2 / 0.28).")
+    if g.get("filter_groups") and g.get("beta"):
+        raise ConfigError(f"{grp}.filter_groups=True leaves out of the loss the completions whose advantage is 0 (their whole group got one "
+                          f"reward); with {grp}.beta={g['beta']} their KL term would go too. Set {grp}.beta=0 with it, or filter_groups=False.")
 
 def _lint_grpo(cfg, g):
     "Combinations of the GRPO knobs that run but contradict each other."
     t, algo = cfg.training, cfg.algorithm
+    if cfg.spec.preset.get("filter_groups") and cfg.params.filter_groups is None and g.get("beta"):
+        warnings.warn(f"{algo} with grpo.beta={g['beta']}: the preset's group filter (grpo.filter_groups) is off, since it would drop the "
+                      "KL term of the completions it leaves out. Set filter_groups=False to say so, or beta=0 to keep the filter.", ConfigWarning)
     if g["importance_sampling_level"] == "sequence" and g["loss_type"] in ("dapo", "bnpo", "dr_grpo"):
         warnings.warn(f"grpo.importance_sampling_level='sequence' with loss_type={g['loss_type']!r}: a sequence-level ratio with a "
                       "token-summed loss weights each sequence by its length (see huggingface/trl#3823). GSPO uses loss_type='grpo'.", ConfigWarning)

@@ -19,8 +19,8 @@ from ..models import (load_model, pick_precision, hardware, fix_tokenizer, check
 
 # %% auto #0
 __all__ = ['TESTED_TRL', 'probe', 'build_trl_config', 'SampleTap', 'group_advantages', 'check_lengths', 'TRLSFTTrainer',
-           'TRLDPOTrainer', 'TRLKTOTrainer', 'TRLORPOTrainer', 'TRLSimPOTrainer', 'resolve_rewards', 'TRLGRPOTrainer',
-           'TRLRLOOTrainer', 'TRLPPOTrainer']
+           'TRLDPOTrainer', 'TRLKTOTrainer', 'TRLORPOTrainer', 'TRLSimPOTrainer', 'resolve_rewards', 'filter_groups',
+           'TRLGRPOTrainer', 'TRLRLOOTrainer', 'TRLPPOTrainer']
 
 # %% ../../nbs/05a_backends.trl.ipynb #04b00a0d
 def probe(algorithm: str) -> tuple:
@@ -466,8 +466,34 @@ def _sampling_kwargs(cfg, g, keys):
     if kw.get("steps_per_generation") and kw.get("generation_batch_size"): kw.pop("steps_per_generation")
     return kw, {k for k in keys if getattr(cfg.params, k, None) is not None}
 
+def filter_groups(tt):
+    """Make a `trl.GRPOTrainer` leave out of the loss the completions whose advantage is exactly 0: every completion of their
+    group got the same reward, so they carry no learning signal (without a KL term their loss and gradient are 0 already).
+    The loss is then divided by the tokens of the informative completions only, as in DAPO's dynamic sampling (which
+    refills the batch with informative groups; here the batch is what is left), and the forward and backward passes skip
+    the rest. Logs `filter_groups/informative_fraction`."""
+    import torch
+    generate, compute = tt._generate_and_score_completions, tt._compute_loss
+    def generate_and_score(inputs):
+        out = generate(inputs)
+        if not tt.model.training: return out
+        keep = out["advantages"] != 0
+        if "num_items_in_batch" in out:  # the tokens the loss is divided by: those of the informative completions
+            out["num_items_in_batch"] = tt.accelerator.gather((out["completion_mask"] * keep[:, None]).sum()).sum()
+        tt._metrics["train"]["filter_groups/informative_fraction"].append(tt.accelerator.gather(keep.float()).mean().item())
+        return out
+    def compute_loss(model, inputs):
+        keep = inputs["advantages"] != 0
+        if not model.training or keep.all(): return compute(model, inputs)
+        if not keep.any(): keep[0] = True  # one row keeps the shapes; its advantage is 0, so its loss and gradient are 0
+        n, idx = keep.shape[0], keep.nonzero().squeeze(1)
+        return compute(model, {k: v[idx] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n else v for k, v in inputs.items()})
+    tt._generate_and_score_completions, tt._compute_loss = generate_and_score, compute_loss
+    return tt
+
 class TRLGRPOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
     "GRPO, GSPO, DAPO and Dr. GRPO with trl.GRPOTrainer, configured by the algorithm's preset."
+    filters_groups = True  # `filter_groups` runs on this engine
     def _build(self):
         import trl
         cfg = self.config; g = resolved_settings(cfg)
@@ -475,8 +501,14 @@ class TRLGRPOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
         keys = _SAMPLING_KEYS + ("loss_type", "importance_sampling_level", "scale_rewards")
         kw, explicit = _sampling_kwargs(cfg, g, keys)
         args = build_trl_config(trl.GRPOConfig, {**_args_kwargs(cfg, self.eval_dataset is not None), **kw, "reward_weights": weights}, explicit)
-        return trl.GRPOTrainer(model=self.model, reward_funcs=funcs, args=args, train_dataset=self.train_dataset,
-                               eval_dataset=self.eval_dataset, processing_class=self.tokenizer, peft_config=self.peft_config)
+        tt = trl.GRPOTrainer(model=self.model, reward_funcs=funcs, args=args, train_dataset=self.train_dataset,
+                             eval_dataset=self.eval_dataset, processing_class=self.tokenizer, peft_config=self.peft_config)
+        if g.get("filter_groups"):
+            if self.filters_groups: filter_groups(tt)
+            elif cfg.params.filter_groups:  # asked for by name
+                raise BackendError(f"grpo.filter_groups=True runs on the TRL backend, not on {self.backend}: set backend='trl', or filter_groups=False.")
+            else: print(f"aligntune: {cfg.algorithm}'s group filter (grpo.filter_groups) runs on the TRL backend; on {self.backend} every completion is in the loss.")
+        return tt
 
 class TRLRLOOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
     "REINFORCE leave-one-out with trl.RLOOTrainer: each completion's baseline is the mean reward of the others."

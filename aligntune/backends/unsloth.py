@@ -274,3 +274,4 @@ class UnslothDPOTrainer(_UnslothTrainer, TRLDPOTrainer):
 
 class UnslothGRPOTrainer(_UnslothTrainer, TRLGRPOTrainer):
     "GRPO, GSPO, DAPO and Dr. GRPO with Unsloth's GRPOTrainer (vLLM generation when installed)."
+    filters_groups = False  # Unsloth's compiled GRPO loss is its own: `filter_groups` does not reach it
