@@ -276,7 +276,7 @@ class GRPOParams:
     importance_sampling_level: str | None = None  # 'token' or 'sequence' (GSPO)
     scale_rewards: str | None = None  # 'group', 'batch' or 'none' (Dr. GRPO does not divide by the std)
     mask_truncated_completions: bool | None = None  # drop completions that hit max_completion_length from the loss
-    filter_groups: bool | None = None  # leave out of the loss the completions whose group all got one reward (DAPO's dynamic sampling; needs beta=0)
+    filter_groups: bool | None = None  # leave out of the loss the completions whose group all got one reward (DAPO's dynamic sampling, no resampling; needs beta=0)
     def __post_init__(self):
         if self.filter_groups is not None: _check_bool("grpo.filter_groups", self.filter_groups)
         _check_sampling(self, "grpo")
@@ -488,9 +488,9 @@ ALGORITHMS = {a.name: a for a in [
               preset=_grpo_preset("grpo", "group", 0.0, 4e-4, False, level="sequence", epsilon=3e-4, steps_per_generation=4),
               summary="group sequence policy optimisation: a sequence-level importance ratio"),
     Algorithm("dapo", "DAPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
-              preset=_grpo_preset("dapo", "group", 0.0, 0.28, True, filter_groups=True),
+              preset=_grpo_preset("dapo", "group", 0.0, 0.28, True),
               health=dict(clipped_ratio=0.5),  # its preset drops truncated completions from the loss: half clipped is half wasted
-              summary="DAPO: clip-higher, token-level loss, no KL, truncated completions and groups without a learning signal left out"),
+              summary="DAPO: clip-higher, token-level loss, no KL, truncated completions left out"),
     Algorithm("dr_grpo", "Dr. GRPO", "online_rl", "prompts", "grpo", _GRPO_ENGINES, needs_reward=True, length=_GRPO_LEN, plots=_GRPO_PLOTS,
               preset=_grpo_preset("dr_grpo", "none", 0.0, 0.2, False),
               summary="GRPO done right: no std scaling, a constant loss normaliser"),
@@ -816,8 +816,6 @@ def resolved_settings(cfg) -> dict:
     for k, v in spec.preset.items():
         if out.get(k) is None: out[k] = v
     if "epsilon_high" in out and out["epsilon_high"] is None: out["epsilon_high"] = out.get("epsilon")
-    if out.get("filter_groups") and cfg.params.filter_groups is None and out.get("beta"):
-        out["filter_groups"] = False  # the preset's filter gives way to a KL term set by name: it would drop that term (see `_lint_grpo`)
     return out
 
 def completion_length(cfg) -> int | None:
@@ -848,9 +846,6 @@ def _check_groups(cfg, g):
 def _lint_grpo(cfg, g):
     "Combinations of the GRPO knobs that run but contradict each other."
     t, algo = cfg.training, cfg.algorithm
-    if cfg.spec.preset.get("filter_groups") and cfg.params.filter_groups is None and g.get("beta"):
-        warnings.warn(f"{algo} with grpo.beta={g['beta']}: the preset's group filter (grpo.filter_groups) is off, since it would drop the "
-                      "KL term of the completions it leaves out. Set filter_groups=False to say so, or beta=0 to keep the filter.", ConfigWarning)
     if g["importance_sampling_level"] == "sequence" and g["loss_type"] in ("dapo", "bnpo", "dr_grpo"):
         warnings.warn(f"grpo.importance_sampling_level='sequence' with loss_type={g['loss_type']!r}: a sequence-level ratio with a "
                       "token-summed loss weights each sequence by its length (see huggingface/trl#3823). GSPO uses loss_type='grpo'.", ConfigWarning)

@@ -39,8 +39,7 @@ def ours(algo, model_path, out, steps):
     if algo == "sft": t = create_sft_trainer(model_path, sft_rows(addition_facts()), output_dir=out, max_steps=steps, batch_size=16, learning_rate=3e-3, lr_scheduler_type="constant", seed=0)
     elif algo == "dpo": t = create_rl_trainer(model_path, preference_rows(addition_facts()), algorithm="dpo", output_dir=out, max_steps=steps, batch_size=16, learning_rate=1e-3, lr_scheduler_type="constant", seed=0)
     else: t = create_rl_trainer(model_path, prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[addition_correct], output_dir=out, max_steps=steps,
-                                batch_size=32, num_generations=8, max_completion_length=4, learning_rate=5e-4, lr_scheduler_type="constant", seed=0,
-                                filter_groups=False)  # TRL's own loss over every completion, as in the plain script
+                                batch_size=32, num_generations=8, max_completion_length=4, learning_rate=5e-4, lr_scheduler_type="constant", seed=0)
     t.train()
     return Run.load(out).metrics["loss"].dropna().tolist()
 

@@ -64,7 +64,7 @@ def worker(side, algo, hidden, layers, seq, completion, group, steps, batch=16):
         if algo == "sft": t = create_sft_trainer(path, rows, learning_rate=1e-3, max_seq_length=seq, **common)
         elif algo == "dpo": t = create_rl_trainer(path, rows, algorithm="dpo", learning_rate=1e-4, max_seq_length=seq, **common)
         else: t = create_rl_trainer(path, rows, algorithm="dapo", reward_functions=[addition_correct], learning_rate=5e-4,
-                                    num_generations=group, max_completion_length=completion, filter_groups=False, **common)  # the same loss as plain TRL
+                                    num_generations=group, max_completion_length=completion, **common)
         t.setup(); n = sum(p.numel() for p in t.model.parameters())
         stamps.append((time.perf_counter(), time.process_time())); t.train()
     else:

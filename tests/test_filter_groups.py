@@ -1,7 +1,7 @@
 "`grpo.filter_groups`: completions whose whole group got one reward leave the loss (DAPO's dynamic sampling, without resampling)."
 import json
 import pytest, torch
-from aligntune import create_rl_trainer, ConfigError, ConfigWarning
+from aligntune import create_rl_trainer, ConfigError
 from aligntune.config import make_config, resolved_settings
 from aligntune.toy import addition_facts, prompt_rows
 
@@ -9,19 +9,16 @@ def half_constant(prompts, completions, **kw):
     "A reward that is 1 for every completion of the prompts that start with 0-4 (no signal there), and 0 or 1 by length for the others."
     return [1.0 if p.lstrip()[:1] in "01234" else float(len(c) % 2) for p, c in zip(prompts, completions)]
 
-# the tiny random model seldom ends a completion: DAPO's preset would leave the truncated ones out, and with them every token
-KEEP_TRUNCATED = dict(mask_truncated_completions=False)
+# with the filter asked for; the tiny random model seldom ends a completion: DAPO's preset would leave the truncated ones out, and with them every token
+FILTERED = dict(mask_truncated_completions=False, filter_groups=True)
 
 def test_the_setting_and_its_presets():
     settings = lambda **kw: resolved_settings(make_config(model_name="m", dataset_name="d", **kw))
-    assert settings(algorithm="dapo")["filter_groups"] is True          # DAPO's preset
-    for algo in ("grpo", "gspo", "dr_grpo"): assert settings(algorithm=algo)["filter_groups"] is False
-    assert settings(algorithm="dapo", filter_groups=False)["filter_groups"] is False
+    for algo in ("grpo", "gspo", "dapo", "dr_grpo"): assert settings(algorithm=algo)["filter_groups"] is False  # asked for, never a preset's
+    assert settings(algorithm="dapo", filter_groups=True)["filter_groups"] is True
     assert settings(algorithm="grpo", beta=0.0, filter_groups=True)["filter_groups"] is True
     with pytest.raises(ConfigError, match=r"grpo.filter_groups=True .* grpo.beta=0.04 their KL term would go too"):
         make_config(algorithm="grpo", model_name="m", dataset_name="d", filter_groups=True)
-    with pytest.warns(ConfigWarning, match=r"dapo with grpo.beta=0.02: the preset's group filter \(grpo.filter_groups\) is off"):
-        assert settings(algorithm="dapo", beta=0.02)["filter_groups"] is False   # a KL term set by name wins over the preset's filter
     with pytest.raises(ConfigError, match="filter_groups"):
         make_config(algorithm="dapo", model_name="m", dataset_name="d", filter_groups="yes")
 
@@ -30,7 +27,7 @@ def test_the_loss_is_the_full_loss_over_the_informative_tokens(tiny_model, tmp_p
     every gradient equal TRL's own over the whole batch times (all tokens / informative tokens)."""
     t = create_rl_trainer(tiny_model, prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[half_constant],
                           output_dir=str(tmp_path / "run"), max_steps=1, batch_size=32, num_generations=4, max_completion_length=6, seed=0,
-                          **KEEP_TRUNCATED)
+                          **FILTERED)
     t.setup()
     tt = t.trl_trainer; tt.model.train(); tt.current_gradient_accumulation_steps = 1  # as the training loop sets it
     batch = next(iter(tt.get_train_dataloader()))
@@ -65,7 +62,7 @@ def test_a_run_logs_the_informative_fraction_of_every_step(tiny_model, tmp_path)
     completion of such a group sits exactly at its group's mean), and the steps learn (a gradient each step)."""
     out = tmp_path / "run"
     create_rl_trainer(tiny_model, prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[half_constant], output_dir=str(out),
-                      max_steps=4, batch_size=32, num_generations=4, max_completion_length=6, seed=0, quiet=True, **KEEP_TRUNCATED).train()
+                      max_steps=4, batch_size=32, num_generations=4, max_completion_length=6, seed=0, quiet=True, **FILTERED).train()
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "frac_reward_zero_std" in r]
     assert len(rows) == 4

@@ -504,10 +504,9 @@ class TRLGRPOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
         tt = trl.GRPOTrainer(model=self.model, reward_funcs=funcs, args=args, train_dataset=self.train_dataset,
                              eval_dataset=self.eval_dataset, processing_class=self.tokenizer, peft_config=self.peft_config)
         if g.get("filter_groups"):
-            if self.filters_groups: filter_groups(tt)
-            elif cfg.params.filter_groups:  # asked for by name
+            if not self.filters_groups:
                 raise BackendError(f"grpo.filter_groups=True runs on the TRL backend, not on {self.backend}: set backend='trl', or filter_groups=False.")
-            else: print(f"aligntune: {cfg.algorithm}'s group filter (grpo.filter_groups) runs on the TRL backend; on {self.backend} every completion is in the loss.")
+            filter_groups(tt)
         return tt
 
 class TRLRLOOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
