@@ -1,9 +1,9 @@
-"""Every benchmark in one command, on the tested stack and (with --newest) the newest one, sized for about 25 minutes
+"""Every benchmark in one command, on the tested stack and (with --newest) the newest one, sized for about 30 minutes
 on two quiet CPU cores; writes one summary, results.md, with each ratio per stack, next to the scaling table and PNG.
 
-    python bench/run_all.py --newest /tmp/newest/bin/python           # everything (about 25 min quiet)
+    python bench/run_all.py --newest /tmp/newest/bin/python           # everything (about 30 min quiet)
     python bench/run_all.py --newest /tmp/newest/bin/python --check   # tiny settings: checks that all of it runs
-    python bench/run_all.py --only overhead,panel                     # a part (names: see --help)
+    python bench/run_all.py --only overhead,panel                     # a part (names: see --help); results.md keeps the others' latest
 
 The tested stack is the Python running this script; --newest is another environment's Python (`.ci/newest.txt`; the
 bench README says how to make it). Each benchmark runs on one stack and then on the other, back to back, so that a
