@@ -276,9 +276,9 @@ class GRPOParams:
     importance_sampling_level: str | None = None  # 'token' or 'sequence' (GSPO)
     scale_rewards: str | None = None  # 'group', 'batch' or 'none' (Dr. GRPO does not divide by the std)
     mask_truncated_completions: bool | None = None  # drop completions that hit max_completion_length from the loss
-    filter_groups: bool | None = None  # leave out of the loss the completions whose group all got one reward (DAPO's dynamic sampling, no resampling; needs beta=0)
+    filter_groups: bool = False  # leave out of the loss the completions whose group all got one reward (DAPO's dynamic sampling, no resampling; needs beta=0)
     def __post_init__(self):
-        if self.filter_groups is not None: _check_bool("grpo.filter_groups", self.filter_groups)
+        _check_bool("grpo.filter_groups", self.filter_groups)
         _check_sampling(self, "grpo")
         _check_choice("grpo.loss_type", self.loss_type, GRPO_LOSS_TYPES, allow_none=True)
         _check_choice("grpo.importance_sampling_level", self.importance_sampling_level, ("token", "sequence"), allow_none=True)
@@ -452,11 +452,9 @@ _GRPO_PLOTS = ("reward", "rewards/*/mean", "reward_std", "kl", "completions/mean
 _GRPO_ENGINES = {"trl": "TRLGRPOTrainer", "unsloth": "UnslothGRPOTrainer"}
 _GRPO_LEN = "grpo.max_completion_length"
 
-def _grpo_preset(loss_type, scale_rewards, beta, epsilon_high, mask_truncated, level="token", epsilon=0.2, steps_per_generation=None,
-                 filter_groups=False):
+def _grpo_preset(loss_type, scale_rewards, beta, epsilon_high, mask_truncated, level="token", epsilon=0.2, steps_per_generation=None):
     return dict(loss_type=loss_type, importance_sampling_level=level, scale_rewards=scale_rewards, beta=beta, epsilon=epsilon,
-                epsilon_high=epsilon_high, mask_truncated_completions=mask_truncated, steps_per_generation=steps_per_generation,
-                filter_groups=filter_groups)
+                epsilon_high=epsilon_high, mask_truncated_completions=mask_truncated, steps_per_generation=steps_per_generation)
 
 ALGORITHMS = {a.name: a for a in [
     Algorithm("sft", "SFT", "supervised", "text", "sft", {"trl": "TRLSFTTrainer", "unsloth": "UnslothSFTTrainer"},
