@@ -501,13 +501,11 @@ class TRLGRPOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
         keys = _SAMPLING_KEYS + ("loss_type", "importance_sampling_level", "scale_rewards")
         kw, explicit = _sampling_kwargs(cfg, g, keys)
         args = build_trl_config(trl.GRPOConfig, {**_args_kwargs(cfg, self.eval_dataset is not None), **kw, "reward_weights": weights}, explicit)
+        if g.get("filter_groups") and not self.filters_groups:  # before TRL builds its trainer
+            raise BackendError(f"grpo.filter_groups=True runs on the TRL backend, not on {self.backend}: set backend='trl', or filter_groups=False.")
         tt = trl.GRPOTrainer(model=self.model, reward_funcs=funcs, args=args, train_dataset=self.train_dataset,
                              eval_dataset=self.eval_dataset, processing_class=self.tokenizer, peft_config=self.peft_config)
-        if g.get("filter_groups"):
-            if not self.filters_groups:
-                raise BackendError(f"grpo.filter_groups=True runs on the TRL backend, not on {self.backend}: set backend='trl', or filter_groups=False.")
-            filter_groups(tt)
-        return tt
+        return filter_groups(tt) if g.get("filter_groups") else tt
 
 class TRLRLOOTrainer(_Rewarded, _TRLTrainer, RLTrainerBase):
     "REINFORCE leave-one-out with trl.RLOOTrainer: each completion's baseline is the mean reward of the others."
