@@ -382,8 +382,10 @@ def find_roles(data) -> tuple[dict, dict]:
             if c is None or c in found.values(): continue
             if kinds[c] == "null": nulls.setdefault(role, c); continue
             if kinds[c] in fits.get(role, ("str", "messages")): found[role] = c; break
-    if found.get("prompt") == low.get("instruction") and "input" in low and low["input"] not in found.values() and kinds[low["input"]] == "str":
-        found["input"] = low["input"]  # Alpaca: the input is part of the prompt
+    p = (found.get("prompt") or "").lower()  # Alpaca's input and Dolly's context go with the instruction; SQuAD's context with the question
+    extra = next((low[n] for n, heads in (("input", ("instruction",)), ("context", ("instruction", "question")))
+                  if p in heads and n in low and low[n] not in found.values() and kinds[low[n]] == "str"), None)
+    if extra: found["input"] = extra
     return found, nulls
 
 # %% ../nbs/01_data.ipynb #aa9b4540

@@ -218,8 +218,8 @@ class ExactMatch(ReferenceReward):
 class ContainsAnswer(ReferenceReward):
     "1 when the normalised reference appears as whole words inside the normalised completion."
     def compute(self, text, **ctx):
-        ref = normalize_answer(self.reference(ctx))
-        return float(bool(ref) and f" {ref} " in f" {normalize_answer(text)} ")
+        got = f" {normalize_answer(text)} "
+        return float(any((ref := normalize_answer(r)) and f" {ref} " in got for r in self.references(ctx)))
 
 @register_reward("numeric_match")
 class NumericMatch(ReferenceReward):
@@ -227,10 +227,12 @@ class NumericMatch(ReferenceReward):
     def __init__(self, rel_tol: float = 1e-6, abs_tol: float = 1e-9, **kw):
         super().__init__(**kw); self.rel_tol, self.abs_tol = rel_tol, abs_tol
     def compute(self, text, **ctx):
-        ref = reference_answer(self.reference(ctx))
-        r = as_number(ref) if as_number(ref) is not None else last_number(ref)
-        if r is None: raise RewardError(f"numeric_match: the reference {self.reference(ctx)!r} holds no number; use exact_match for text answers")
-        return float(numbers_match(text, r, self.rel_tol, self.abs_tol))
+        score = 0.0
+        for ref in map(reference_answer, self.references(ctx)):  # one reference, or several (any of them)
+            r = as_number(ref) if as_number(ref) is not None else last_number(ref)
+            if r is None: raise RewardError(f"numeric_match: the reference {ref!r} holds no number; use exact_match for text answers")
+            score = max(score, float(numbers_match(text, r, self.rel_tol, self.abs_tol)))
+        return score
 
 # %% ../nbs/04c_reward_functions.ipynb #32666bbe
 def _main_thread(): return threading.current_thread() is threading.main_thread()
@@ -241,12 +243,13 @@ class MathVerify(ReferenceReward):
     def compute(self, text, **ctx):
         from math_verify import parse, verify
         t = 5 if _main_thread() else None
-        ref = reference_answer(self.reference(ctx))
-        gold = parse(ref if ("$" in ref or "\\boxed" in ref) else f"${ref}$", parsing_timeout=t)
-        if not gold: raise RewardError(f"math_verify: could not parse the reference {ref!r}")
         tag = answer_tag(text)
         pred = parse(f"${tag}$" if tag is not None and "$" not in tag and "\\boxed" not in tag else (text if tag is None else tag), parsing_timeout=t)
-        return float(bool(pred) and verify(gold, pred, timeout_seconds=t))
+        for ref in map(reference_answer, self.references(ctx)):  # one reference, or several (any of them)
+            gold = parse(ref if ("$" in ref or "\\boxed" in ref) else f"${ref}$", parsing_timeout=t)
+            if not gold: raise RewardError(f"math_verify: could not parse the reference {ref!r}")
+            if pred and verify(gold, pred, timeout_seconds=t): return 1.0
+        return 0.0
 
 @register_reward("multiple_choice")
 class MultipleChoice(ReferenceReward):

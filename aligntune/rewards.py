@@ -100,6 +100,11 @@ class RewardFunction:
             raise RewardError(f"reward {self.__name__!r} needs a reference: pass the dataset column {col!r} "
                               f"(got columns {sorted(k for k in context if k != 'prompt')}); set reference_column= to use another column")
         v = context[col]
+        if isinstance(v, dict):  # QA datasets keep answers as records: SQuAD {'text': [...], 'answer_start': [...]}, TriviaQA {'value', 'aliases'}
+            if "text" in v: return v["text"]
+            if "value" in v: return [v["value"], *[a for a in v.get("aliases") or [] if a != v["value"]]]
+            raise RewardError(f"reward {self.__name__!r}: the reference column {col!r} holds records with keys {sorted(v)}, not answer text. "
+                              "Point reference_column= at the column with the answer text, or map it with column_mapping.")
         return completion_text(v) if isinstance(v, list) and v and all(isinstance(m, dict) for m in v) else v
 
     def needed_columns(self) -> list[str]:

@@ -312,3 +312,24 @@ def test_a_layout_that_needs_a_mapping_says_so_and_trains_once_mapped(tiny_model
               "rejected": r["human_ref_B"] if r["labels"] == 1 else r["human_ref_A"]} for r in shp]
     got = reached(create_rl_trainer(tiny_model, pairs, algorithm="dpo", output_dir=str(tmp_path / "d"), max_steps=1, batch_size=2), 1)
     assert got == {"prompt": Q1, "chosen": f"It is 8.{END}", "rejected": f"It is 9.{END}"}
+
+def test_dolly_context_joins_the_instruction():
+    "databricks-dolly-15k (instruction, context, response, category): the context is part of the prompt, as Alpaca's input is."
+    from aligntune.data import prepare_dataset
+    rows = [dict(instruction="Summarise the passage.", context="Cats sleep a lot.", response="Cats sleep.", category="summarization"),
+            dict(instruction="Name a colour.", context="", response="Blue.", category="open_qa")]
+    notes = []
+    ds = prepare_dataset(rows, "sft", notes=notes)
+    assert ds[0]["prompt"][0]["content"] == "Summarise the passage.\n\nCats sleep a lot." and ds[0]["completion"][0]["content"] == "Cats sleep."
+    assert ds[1]["prompt"][0]["content"] == "Name a colour."   # an empty context adds nothing
+    assert any("'context' appended to the prompt" in n for n in notes), notes
+
+def test_squad_context_joins_the_question():
+    "SQuAD (id, title, context, question, answers): a prompt without its passage cannot be answered."
+    from aligntune.data import prepare_dataset
+    rows = [dict(id="1", title="Cats", context="Cats sleep sixteen hours a day.", question="How long do cats sleep?",
+                 answers={"text": ["sixteen hours a day"], "answer_start": [11]})]
+    notes = []
+    ds = prepare_dataset(rows, "grpo", notes=notes)
+    assert ds[0]["prompt"][0]["content"] == "How long do cats sleep?\n\nCats sleep sixteen hours a day."
+    assert ds[0]["answers"] == rows[0]["answers"] and any("'context' appended to the prompt" in n for n in notes), notes

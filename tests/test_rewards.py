@@ -157,3 +157,20 @@ def test_trained_reward_model_ranks_held_out_pairs(tmp_path):
     s = rm([held[0]["prompt"]] * 2, [held[0]["chosen"], held[0]["rejected"]])
     assert s[0] > s[1] and rm.__name__ == "reward_model"
     assert isinstance(RewardModelReward(str(path)), RewardFunction)
+
+def test_qa_answer_records_are_references():
+    "SQuAD keeps answers as {'text': [...], 'answer_start': [...]}, TriviaQA as {'value', 'aliases'}: the texts are the references."
+    from aligntune.rewards import get_reward, RewardError
+    squad = [{"text": ["4", "four"], "answer_start": [0, 0]}] * 3
+    assert get_reward("exact_match", reference_column="answers")(prompts=["q"] * 3, completions=["4", "5", "The answer is four"], answers=squad) == [1.0, 0.0, 1.0]
+    assert get_reward("contains_answer", reference_column="answers")(prompts=["q"] * 2, completions=["it is four", "5"], answers=squad[:2]) == [1.0, 0.0]
+    assert get_reward("token_f1", reference_column="answers")(prompts=["q"], completions=["four"], answers=squad[:1]) == [1.0]
+    trivia = [{"value": "Paris", "aliases": ["City of Light", "Paris"]}] * 2
+    assert get_reward("exact_match", reference_column="answer")(prompts=["q"] * 2, completions=["City of Light", "Lyon"], answer=trivia) == [1.0, 0.0]
+    with pytest.raises(RewardError, match=r"reference column 'answer' holds records with keys \['id'\], not answer text"):
+        get_reward("exact_match", strict=True)(prompts=["q"], completions=["x"], answer=[{"id": 1}])
+
+def test_numeric_and_math_rewards_take_any_of_several_references():
+    from aligntune.rewards import get_reward
+    assert get_reward("numeric_match")(prompts=["q"] * 3, completions=["4", "5", "6"], answer=[["4.0", "5"]] * 3) == [1.0, 1.0, 0.0]
+    assert get_reward("math_verify")(prompts=["q"] * 3, completions=["\\boxed{1/2}", "\\boxed{0.5}", "\\boxed{2}"], answer=[["\\frac{1}{2}"]] * 3) == [1.0, 1.0, 0.0]
