@@ -142,7 +142,7 @@ def _save_generation_buffer(tt, folder, rank=None):
     torch.save({"step": tt._step, "buffered_inputs": tt._buffered_inputs}, Path(folder) / _buffer_name(rank))
 
 def _restore_trl_state(tt, checkpoint):
-    "What TRL's own resume leaves out: the generation buffer of the GRPO family, and the `num_tokens` count of SFT, DPO and KTO."
+    "What TRL's own resume leaves out (the generation buffer of the GRPO family, the `num_tokens` count of SFT, DPO and KTO), and one warning it gives wrongly."
     import json, torch
     if tt.args.world_size > 1 and tt.args.device.type == "cpu" and tt.args.device.index is not None:
         tt.args.__dict__["_setup_devices"] = torch.device("cpu")  # transformers maps the optimizer state to args.device, and torch.load cannot restore to 'cpu:0'
@@ -153,6 +153,13 @@ def _restore_trl_state(tt, checkpoint):
     if hasattr(tt, "_total_train_tokens"):
         seen = [r["num_tokens"] for r in json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("log_history", []) if "num_tokens" in r]
         if seen: tt._total_train_tokens = seen[-1]
+    warn = tt._issue_warnings_after_load  # transformers warns "missing keys: ['lm_head.weight']" for a head tied to the embeddings,
+    def issue(load_result):               # which the checkpoint stores once: loaded with them, nothing is missing
+        missing = list(getattr(load_result, "missing_keys", None) or [])
+        ptr = {k: v.data_ptr() for k, v in tt.model.state_dict().items()} if missing else {}
+        if missing and all(k in ptr and any(p == ptr[k] for o, p in ptr.items() if o != k and o not in missing) for k in missing): return
+        return warn(load_result)
+    tt._issue_warnings_after_load = issue
 
 # %% ../../nbs/05a_backends.trl.ipynb #958e2f9d
 def _text(x):
