@@ -227,12 +227,10 @@ class NumericMatch(ReferenceReward):
     def __init__(self, rel_tol: float = 1e-6, abs_tol: float = 1e-9, **kw):
         super().__init__(**kw); self.rel_tol, self.abs_tol = rel_tol, abs_tol
     def compute(self, text, **ctx):
-        score = 0.0
-        for ref in map(reference_answer, self.references(ctx)):  # one reference, or several (any of them)
-            r = as_number(ref) if as_number(ref) is not None else last_number(ref)
-            if r is None: raise RewardError(f"numeric_match: the reference {ref!r} holds no number; use exact_match for text answers")
-            score = max(score, float(numbers_match(text, r, self.rel_tol, self.abs_tol)))
-        return score
+        refs = [reference_answer(r) for r in self.references(ctx)]  # one reference, or several (any of them)
+        nums = [n for n in (as_number(r) if as_number(r) is not None else last_number(r) for r in refs) if n is not None]
+        if not nums: raise RewardError(f"numeric_match: the reference {refs[0] if len(refs) == 1 else refs!r} holds no number; use exact_match for text answers")
+        return float(any(numbers_match(text, n, self.rel_tol, self.abs_tol) for n in nums))
 
 # %% ../nbs/04c_reward_functions.ipynb #32666bbe
 def _main_thread(): return threading.current_thread() is threading.main_thread()
@@ -245,11 +243,10 @@ class MathVerify(ReferenceReward):
         t = 5 if _main_thread() else None
         tag = answer_tag(text)
         pred = parse(f"${tag}$" if tag is not None and "$" not in tag and "\\boxed" not in tag else (text if tag is None else tag), parsing_timeout=t)
-        for ref in map(reference_answer, self.references(ctx)):  # one reference, or several (any of them)
-            gold = parse(ref if ("$" in ref or "\\boxed" in ref) else f"${ref}$", parsing_timeout=t)
-            if not gold: raise RewardError(f"math_verify: could not parse the reference {ref!r}")
-            if pred and verify(gold, pred, timeout_seconds=t): return 1.0
-        return 0.0
+        refs = [reference_answer(r) for r in self.references(ctx)]  # one reference, or several (any of them)
+        golds = [g for g in (parse(r if ("$" in r or "\\boxed" in r) else f"${r}$", parsing_timeout=t) for r in refs) if g]
+        if not golds: raise RewardError(f"math_verify: could not parse the reference {refs[0] if len(refs) == 1 else refs!r}")
+        return float(bool(pred) and any(verify(g, pred, timeout_seconds=t) for g in golds))
 
 @register_reward("multiple_choice")
 class MultipleChoice(ReferenceReward):

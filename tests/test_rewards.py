@@ -171,6 +171,12 @@ def test_qa_answer_records_are_references():
         get_reward("exact_match", strict=True)(prompts=["q"], completions=["x"], answer=[{"id": 1}])
 
 def test_numeric_and_math_rewards_take_any_of_several_references():
-    from aligntune.rewards import get_reward
+    from aligntune.rewards import get_reward, RewardError
     assert get_reward("numeric_match")(prompts=["q"] * 3, completions=["4", "5", "6"], answer=[["4.0", "5"]] * 3) == [1.0, 1.0, 0.0]
     assert get_reward("math_verify")(prompts=["q"] * 3, completions=["\\boxed{1/2}", "\\boxed{0.5}", "\\boxed{2}"], answer=[["\\frac{1}{2}"]] * 3) == [1.0, 1.0, 0.0]
+    # aliases that are words beside a number (TriviaQA: value '4', aliases 'four'): the number decides, the words are no error
+    trivia = [{"value": "4", "aliases": ["four", "4"]}] * 2
+    assert get_reward("numeric_match")(prompts=["q"] * 2, completions=["4", "5"], answer=trivia) == [1.0, 0.0]
+    assert get_reward("math_verify")(prompts=["q"] * 2, completions=["\\boxed{4}", "\\boxed{5}"], answer=[["four", "4"]] * 2) == [1.0, 0.0]
+    with pytest.raises(RewardError, match=r"holds no number"):  # no number among them at all: still the clear error
+        get_reward("numeric_match", strict=True)(prompts=["q"], completions=["4"], answer=[["four", "IV"]])
