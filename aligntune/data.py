@@ -15,7 +15,7 @@ from .config import ConfigError, get_algorithm, _did_you_mean
 # %% auto #0
 __all__ = ['BUILTIN_DATASETS', 'ROLES', 'RESERVED', 'HIDDEN', 'REFERENCES', 'DataError', 'load_data', 'pick_split',
            'builtin_dataset', 'readme_configs', 'check_data_file', 'split_transcript', 'parse_transcript', 'find_roles',
-           'Plan', 'plan_columns', 'detect_format', 'check_columns', 'prepare_dataset', 'split_dataset',
+           'options_text', 'Plan', 'plan_columns', 'detect_format', 'check_columns', 'prepare_dataset', 'split_dataset',
            'shown_columns', 'ensure_column']
 
 # %% ../nbs/01_data.ipynb #89ff27b5
@@ -386,7 +386,18 @@ def find_roles(data) -> tuple[dict, dict]:
     extra = next((low[n] for n, heads in (("input", ("instruction",)), ("context", ("instruction", "question")))
                   if p in heads and n in low and low[n] not in found.values() and kinds[low[n]] == "str"), None)
     if extra: found["input"] = extra
+    opts = next((low[n] for n in ("choices", "options") if n in low and low[n] not in found.values()), None)
+    if opts and "prompt" in found: found["choices"] = opts  # ARC, OpenBookQA, MMLU: a question is unanswerable without its options
     return found, nulls
+
+def options_text(v) -> str | None:
+    "A row's answer options as lettered lines ('A. iron'), from {'text': [...], 'label': [...]}, {'A': ...} or a list; None if not options."
+    if isinstance(v, dict) and isinstance(v.get("text"), list):
+        texts = v["text"]; labels = v.get("label") or [chr(65 + i) for i in range(len(texts))]
+    elif isinstance(v, dict) and v and all(isinstance(t, str) for t in v.values()): labels, texts = list(v), list(v.values())
+    elif isinstance(v, (list, tuple)) and v and all(isinstance(t, str) for t in v): labels, texts = [chr(65 + i) for i in range(len(v))], list(v)
+    else: return None
+    return "\n".join(f"{l}. {t}" for l, t in zip(labels, texts))
 
 # %% ../nbs/01_data.ipynb #aa9b4540
 @dataclass
@@ -401,9 +412,10 @@ class Plan:
         if self.layout == "implicit_pairs": m.append(f"prompt cut from {c['chosen']!r} at its last assistant turn")
         elif self.layout == "dialogue_text": m.append(f"prompt cut from the dialogues in {c['text']!r} at the last assistant turn")
         elif self.layout == "messages" and self.kind != "text": m.append(f"prompt = the turns of {c['messages']!r} before the last assistant turn")
-        m += [f"{r} <- {v!r}" for r, v in c.items() if r != v and r not in ("input", "system") and not (self.layout == "implicit_pairs" and r == "chosen")
+        m += [f"{r} <- {v!r}" for r, v in c.items() if r != v and r not in ("input", "system", "choices") and not (self.layout == "implicit_pairs" and r == "chosen")
               and not (self.layout == "messages" and self.kind != "text")]
         if "input" in c: m.append(f"{c['input']!r} appended to the prompt")
+        if "choices" in c: m.append(f"{c['choices']!r} appended to the prompt as lettered options")
         if "system" in c: m.append(f"{c['system']!r} as the system turn")
         if self.kind == "text" and self.layout in ("pairs", "implicit_pairs"): m.append("SFT trains on the chosen answers")
         if self.kind == "text" and "label" in c: m.append("SFT keeps the rows labelled good")
@@ -466,7 +478,7 @@ def plan_columns(data, algorithm) -> Plan:
                         "oasst1/oasst2 keep them: training on each message alone would teach nothing. Use a flattened release "
                         "(OpenAssistant/oasst_top1_2023-08-25, timdettmers/openassistant-guanaco), or join each path from a root to a "
                         "reply into a 'messages' column of {role, content} turns.")
-    ctx = pick("system", "input")
+    ctx = pick("system", "input", "choices")
     if key == "text":
         if "messages" in f: return Plan(key, "messages", {**pick("messages"), **pick("system")})
         if "prompt" in f and "completion" in f: return Plan(key, "prompt_completion", {**pick("prompt", "completion", "label"), **ctx})
@@ -621,6 +633,7 @@ def _row_converter(plan, conv, system_prompt, extras, problems):
             return [{"prompt": p, "completion": s[1].strip()}]
         p = r[c["prompt"]] if "prompt" in c else None
         if "input" in c and isinstance(r.get(c["input"]), str) and r[c["input"]].strip(): p = f"{p}\n\n{r[c['input']]}"
+        if "choices" in c and (o := options_text(r.get(c["choices"]))): p = f"{p}\n\n{o}"
         if lay == "prompt":
             if _blank(p): note("empty_prompt", i); return []
             return [{"prompt": _with_system(_msgs(p, "user"), system) if conv else p}]

@@ -333,3 +333,18 @@ def test_squad_context_joins_the_question():
     ds = prepare_dataset(rows, "grpo", notes=notes)
     assert ds[0]["prompt"][0]["content"] == "How long do cats sleep?\n\nCats sleep sixteen hours a day."
     assert ds[0]["answers"] == rows[0]["answers"] and any("'context' appended to the prompt" in n for n in notes), notes
+
+def test_multiple_choice_options_join_the_question():
+    "ARC/OpenBookQA ({'text', 'label'}), MMLU (a list, answer an index) and {'A': ...} options: the question is unanswerable without them."
+    from aligntune.data import prepare_dataset
+    from aligntune.rewards import get_reward
+    arc = [dict(id="M1", question="Which is a gas at room temperature?", choices={"text": ["iron", "oxygen"], "label": ["A", "B"]}, answerKey="B")]
+    notes = []
+    ds = prepare_dataset(arc, "grpo", notes=notes)
+    assert ds[0]["prompt"][0]["content"] == "Which is a gas at room temperature?\n\nA. iron\nB. oxygen"
+    assert any("'choices' appended to the prompt as lettered options" in n for n in notes), notes
+    assert get_reward("multiple_choice", reference_column="answerKey")(prompts=["q"] * 2, completions=["The answer is B", "A"], answerKey=["B", "B"]) == [1.0, 0.0]
+    mmlu = [dict(question="2+2?", subject="math", choices=["3", "4", "5"], answer=1)]
+    assert prepare_dataset(mmlu, "grpo")[0]["prompt"][0]["content"] == "2+2?\n\nA. 3\nB. 4\nC. 5"
+    ds = prepare_dataset([dict(question="Q?", options={"A": "x", "B": "y"}, answer="A")], "sft")
+    assert ds[0]["prompt"][0]["content"] == "Q?\n\nA. x\nB. y" and ds[0]["completion"][0]["content"] == "A"
