@@ -197,13 +197,14 @@ def cmd_demo(args):
     "Offline demo on a CPU: SFT, DPO and GRPO on a tiny model, with before/after numbers and plots."
     from aligntune.demo import run_demo
     os.environ.setdefault("ALIGNTUNE_QUIET", "1")
-    run_demo(args.output, seed=args.seed, scale=args.scale)
+    run_demo(args.output, seed=args.seed, scale=args.scale, beside=False if args.sequential else None)
     return 0
 
 def _demo_args(p):
     p.add_argument("--output", "-o", default="aligntune-demo", help="folder for the runs and plots")
     p.add_argument("--seed", type=number_arg(0), default=0)
     p.add_argument("--scale", type=number_arg(0, integer=False, lo_open=True), default=1.0, help="multiply every stage's step budget (e.g. 0.1 for a smoke run)")
+    p.add_argument("--sequential", action="store_true", help="train PPO after GRPO, not beside it in a process of its own (the default where there are two cores or more)")
 cmd_demo.add_args = _demo_args
 
 @command

@@ -12,7 +12,7 @@ from pathlib import Path
 from .callbacks import Callback
 
 # %% auto #0
-__all__ = ['DEMO_STEPS', 'StageLine', 'StageTimer', 'run_demo', 'format_table', 'NoSignalStop']
+__all__ = ['DEMO_STEPS', 'PPO_LABEL', 'StageLine', 'StageTimer', 'run_demo', 'format_table', 'NoSignalStop']
 
 # %% ../nbs/12_demo.ipynb #3d3755b1
 def _mmss(s) -> str:
@@ -54,6 +54,9 @@ class StageLine(Callback):
             self._part = part; self._write(self.text(step, total, now))
     def on_train_end(self, trainer, status, result):
         self._write(self.text(trainer.global_step, trainer.total_steps or trainer.global_step))
+    def end(self, step, total, seconds, note=""):
+        "The closing line for a stage that ran elsewhere (another process): its own step count and seconds."
+        self._write(self.text(step, total, now=self._t0 + seconds) + note)
 
 class StageTimer:
     "Seconds per named stage: `with timer(name, label)` adds the block's time to `name` and, given a label, prints it (on a terminal `out`, the label shows while the block runs)."
@@ -70,9 +73,84 @@ class StageTimer:
 
 # %% ../nbs/12_demo.ipynb #f8fa921c
 DEMO_STEPS = dict(sft=300, dpo=60, grpo=800, ppo=50)  # GRPO: at most; it stops once its groups carry no signal
+PPO_LABEL = "[4/4] PPO instead of GRPO, from the DPO model, same reward"
 
-def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hidden_size: int = 128, quiet: bool = False) -> dict:
-    "Run the stages with a live progress line each, print a before/after table and the time per stage, write Run folders and PNG plots; returns the results."
+def _cores() -> int:
+    "CPU cores this process may use."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+def _ppo_stage(out: Path, steps: int, seed: int, callbacks=()):
+    "The demo's PPO trainer (from the DPO model, the GRPO stage's reward), the same in this process and in one of its own."
+    from aligntune import create_rl_trainer
+    from aligntune.toy import addition_facts, prompt_rows, addition_correct
+    return create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="ppo", reward_functions=[addition_correct],
+                             output_dir=str(out / "4-ppo"), max_steps=steps, learning_rate=3e-4, batch_size=64, max_completion_length=4,
+                             kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True, callbacks=list(callbacks))
+
+def _ppo_process(args: str):
+    "Entry point of the PPO stage's own process: train, then print its seconds (imports included) as the last line."
+    a, t = json.loads(args), time.time()
+    import threading
+    def orphaned():  # the demo that started this process is gone (killed): stop too, as its own stages would have
+        while os.getppid() == a["parent"]: time.sleep(1)
+        os._exit(1)
+    threading.Thread(target=orphaned, daemon=True).start()
+    if os.environ.get("ALIGNTUNE_QUIET"):
+        from aligntune.backends.core import _quiet_libraries
+        _quiet_libraries()
+    _ppo_stage(Path(a["out"]), a["steps"], a["seed"], [StageLine(PPO_LABEL, "objective/scores")]).train()
+    print(json.dumps({"seconds": round(time.time() - t, 2)}), flush=True)
+
+class _Beside:
+    "The PPO stage in a process of its own, started before GRPO so the two share the cores, then followed here through its Run record."
+    def __init__(self, out: Path, steps: int, seed: int, threads: int):
+        import subprocess, tempfile
+        from aligntune.launch import child_env
+        self.run_dir, self.t0, self.steps = out / "4-ppo", time.time(), steps
+        fd, self.log_path = tempfile.mkstemp(prefix="aligntune-demo-ppo-", suffix=".log")
+        args = json.dumps(dict(out=str(out), steps=steps, seed=seed, parent=os.getpid()))
+        with os.fdopen(fd, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", "import sys; from aligntune.demo import _ppo_process; _ppo_process(sys.argv[1])", args],
+                                         stdout=log, stderr=subprocess.STDOUT, env=child_env(threads))
+    def stop(self):
+        "Stop the process if it still runs (the demo was interrupted or failed): a Ctrl-C first, so its run ends as interrupted."
+        import signal, subprocess
+        if self.proc.poll() is not None: return
+        self.proc.send_signal(signal.SIGINT)
+        try: self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+    def follow(self, line=None, poll: float = 0.5) -> float:
+        "Show the stage's progress on `line` until its process ends; returns the stage's seconds. Raises `LaunchError` with the end of its output if it failed."
+        from types import SimpleNamespace
+        from aligntune.launch import new_json_rows, LaunchError
+        from aligntune.runs import _read_json
+        run, offset, last = SimpleNamespace(global_step=0, total_steps=self.steps), 0, 0.0
+        while True:
+            done = self.proc.poll() is not None
+            st = _read_json(self.run_dir / "run.json")
+            if float(st.get("heartbeat_time") or 0) >= self.t0 - 1:  # this run's record, not an earlier demo's
+                rows, offset = new_json_rows(self.run_dir / "metrics.jsonl", offset)
+                for row in rows:
+                    if "train_runtime" in row: continue
+                    run.global_step = max(run.global_step, int(row.get("step", 0)))
+                    if line: line.on_log(run, run.global_step, row)
+                if line and not done and run.global_step: line.on_step(run, run.global_step)
+            if done: break
+            time.sleep(poll)
+        out = Path(self.log_path).read_text(errors="replace")
+        if self.proc.returncode != 0:
+            raise LaunchError(f"the PPO stage's process (run beside GRPO) ended with exit code {self.proc.returncode}. Its last output "
+                              f"({self.log_path}):\n" + "\n".join(out.splitlines()[-25:]))
+        os.remove(self.log_path)
+        seconds = float(json.loads(out.strip().splitlines()[-1])["seconds"])
+        if line: line.end(run.global_step, self.steps, seconds, "  (beside GRPO)")
+        return seconds
+
+def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hidden_size: int = 128, quiet: bool = False,
+             beside: bool | None = None) -> dict:
+    """Run the stages with a live progress line each, print a before/after table and the time per stage, write Run folders and PNG plots; returns the results.
+    `beside`: run PPO in a process of its own while GRPO trains (each on half the cores); default: where there are two cores or more."""
     from aligntune import create_sft_trainer, create_rl_trainer, load_model, Run
     from aligntune.models import tiny_model_path
     from aligntune.plots import save_figure
@@ -84,6 +162,8 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
         _quiet_libraries()
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     steps = {k: max(2, int(v * scale)) for k, v in DEMO_STEPS.items()}
+    cores = _cores()
+    beside = cores >= 2 if beside is None else bool(beside)
     seen, held = addition_facts("seen"), addition_facts("held_out")
     timer = StageTimer(say, out=sys.stdout if not quiet and sys.stdout.isatty() else None)
     timer.add("start", time.time() - t0)  # imports and the tiny model
@@ -91,6 +171,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     say("      start-up: loading the libraries and the tiny model")
     with timer("start"):
         from transformers import AutoModelForCausalLM  # the libraries' import, once, counted as start-up
+        import torch
         base = str(tiny_model_path(seed=seed, hidden_size=hidden_size))
     results = []
     def measure(stage, path):
@@ -116,24 +197,34 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
                           max_steps=steps["dpo"], learning_rate=2e-4, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0],
                           callbacks=line(label, "loss"), **common).train()
     measure("after DPO", out / "2-dpo" / "model")
-    label = "[3/4] GRPO (DAPO preset) on all 100 prompts, reward = correct sum"
-    stop = NoSignalStop(min_steps=min(100, steps["grpo"]))
-    with timer("grpo"):
-        r = create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[addition_correct],
-                              output_dir=str(out / "3-grpo"), max_steps=steps["grpo"], learning_rate=5e-4, batch_size=64, num_generations=8,
-                              max_completion_length=4, temperature=1.3, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
-                              callbacks=[stop, *line(label, "reward")]).train()
-    grpo_steps = r["global_step"]
-    if stop.stopped_at is not None:
-        say(f"      GRPO stopped at step {grpo_steps} of {steps['grpo']}: over the last {stop.window} steps {stop.level:.0%} of the prompt groups "
-            "got the same reward on every sample (no learning signal left)")
-    measure("after GRPO", out / "3-grpo" / "model")
-    label = "[4/4] PPO instead of GRPO, from the DPO model, same reward"
-    with timer("ppo"):
-        create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="ppo", reward_functions=[addition_correct],
-                          output_dir=str(out / "4-ppo"), max_steps=steps["ppo"], learning_rate=3e-4, batch_size=64, max_completion_length=4,
-                          kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
-                          callbacks=line(label, "objective/scores")).train()
+    ppo, threads = None, torch.get_num_threads()
+    try:
+        if beside:  # PPO needs only the DPO model: it trains in its own process while GRPO trains here, each on half the cores
+            ppo = _Beside(out, steps["ppo"], seed, threads=max(1, cores // 2))
+            torch.set_num_threads(max(1, cores - cores // 2))
+            say(f"{PPO_LABEL}: started in a process of its own, beside GRPO ({max(1, cores // 2)} of {cores} cores each); its line follows GRPO's")
+        label = "[3/4] GRPO (DAPO preset) on all 100 prompts, reward = correct sum"
+        stop = NoSignalStop(min_steps=min(100, steps["grpo"]))
+        with timer("grpo"):
+            r = create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[addition_correct],
+                                  output_dir=str(out / "3-grpo"), max_steps=steps["grpo"], learning_rate=5e-4, batch_size=64, num_generations=8,
+                                  max_completion_length=4, temperature=1.3, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
+                                  callbacks=[stop, *line(label, "reward")]).train()
+        torch.set_num_threads(threads)
+        grpo_steps = r["global_step"]
+        if stop.stopped_at is not None:
+            say(f"      GRPO stopped at step {grpo_steps} of {steps['grpo']}: over the last {stop.window} steps {stop.level:.0%} of the prompt groups "
+                "got the same reward on every sample (no learning signal left)")
+        measure("after GRPO", out / "3-grpo" / "model")
+        if ppo is not None:
+            l = None
+            if not quiet: l = StageLine(PPO_LABEL, "objective/scores"); l._t0 = l._last = ppo.t0
+            timer.add("ppo", ppo.follow(l)); ppo = None
+        else:
+            with timer("ppo"): _ppo_stage(out, steps["ppo"], seed, line(PPO_LABEL, "objective/scores")).train()
+    finally:
+        torch.set_num_threads(threads)
+        if ppo is not None: ppo.stop()
     measure("PPO instead", out / "4-ppo" / "model")
     say("      drawing the plots and tables")
     with timer("plots", "      plots and tables"):
@@ -143,10 +234,11 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     total = time.time() - t0
     seconds = {k: round(v, 1) for k, v in timer.seconds.items()}
     summary = dict(results=results, steps=steps, grpo_steps_done=grpo_steps, grpo_stopped_early=stop.stopped_at is not None,
-                   seconds=seconds, total_seconds=round(total, 1), seed=seed)
+                   seconds=seconds, total_seconds=round(total, 1), ppo_beside_grpo=beside, seed=seed)
     (out / "demo.json").write_text(json.dumps(summary, indent=1))
     say("\n" + format_table(results))
-    say(f"\ntime: {total:.0f} s (" + ", ".join(f"{k if k in ('start', 'evaluation', 'plots') else k.upper()} {v:.0f} s" for k, v in seconds.items())
+    name = lambda k: k if k in ("start", "evaluation", "plots") else k.upper()
+    say(f"\ntime: {total:.0f} s (" + ", ".join(f"{name(k)} {v:.0f} s" + (" beside GRPO" if k == "ppo" and beside else "") for k, v in seconds.items())
         + f"); runs and plots in {out}/")
     return summary
 

@@ -14,7 +14,8 @@ from .runs import refuse_if_busy, _read_json
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['LAUNCHERS', 'launch_command', 'LaunchError', 'Launch', 'launch', 'distributed_options', 'launched_sharding_problem']
+__all__ = ['LAUNCHERS', 'launch_command', 'LaunchError', 'Launch', 'new_json_rows', 'child_env', 'launch', 'distributed_options',
+           'launched_sharding_problem']
 
 # %% ../nbs/05c_launch.ipynb #71b7323b
 LAUNCHERS = ("torchrun", "accelerate")
@@ -131,52 +132,44 @@ class Launch:
     def __repr__(self): return f"Launch(algorithm={self.algorithm!r}, num_processes={self.num_processes}, output_dir={str(self.output_dir)!r})"
 
 # %% ../nbs/05c_launch.ipynb #b1db31e4
-@patch
-def _new_rows(self: Launch, name: str) -> list:
-    "Complete JSON lines appended to `name` in the run folder since the last read."
-    p = self.output_dir / name
-    if not p.exists(): return []
+def new_json_rows(path, offset: int = 0) -> tuple:
+    "(rows, offset): the complete JSON lines appended to the file at `path` since byte `offset`, and where the next read starts (a line still being written waits for it)."
+    p = Path(path)
+    if not p.exists(): return [], offset
     with open(p, "rb") as f:
-        f.seek(self._offsets.get(name, 0)); data = f.read()
-    end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
-    self._offsets[name] = self._offsets.get(name, 0) + end
+        f.seek(offset); data = f.read()
+    end = data.rfind(b"\n") + 1
     rows = []
     for line in data[:end].decode(errors="replace").splitlines():
         try: rows.append(json.loads(line))
         except ValueError: pass
-    return rows
+    return rows, offset + end
+
+def child_env(threads: int | None = None) -> dict:
+    "The environment for a training process started from this one: it imports this aligntune (also from a source tree), and uses `threads` CPU threads (default: the caller's OMP_NUM_THREADS, else 1)."
+    import aligntune
+    here = str(Path(aligntune.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    if threads is not None: env["OMP_NUM_THREADS"] = str(threads)
+    else: env.setdefault("OMP_NUM_THREADS", "1")
+    return env
 
 @patch
-def _follow(self: Launch, t0: float):
-    "Re-emit what rank 0 recorded since the last read: the run's start, then its logged steps, evaluations and samples."
-    if not self._begun:
-        st = _read_json(self.output_dir / "run.json")
-        if not (st.get("status") == "running" and float(st.get("heartbeat_time") or 0) >= t0 - 1): return  # not this run's record yet
-        self._begun, self._total = True, st.get("total_steps") or self._total
-        self._step = int(st.get("global_step") or 0)
-        self.events.emit("train_begin")
-    for row in self._new_rows("metrics.jsonl"):
-        step = int(row.pop("step", 0))
-        if "train_runtime" in row: continue
-        if any(k.startswith("eval") for k in row): self.events.emit("evaluate", step=step, metrics=row); continue
-        self._step = max(self._step, step)
-        self.events.emit("step", step=step); self.events.emit("log", step=step, metrics=row)
-    by_step = {}
-    for row in self._new_rows("samples.jsonl"): by_step.setdefault(int(row.pop("step", 0)), []).append(row)
-    for step, rows in sorted(by_step.items()): self.events.emit("samples", step=step, rows=rows)
+def _new_rows(self: Launch, name: str) -> list:
+    "Complete JSON lines appended to `name` in the run folder since the last read."
+    rows, self._offsets[name] = new_json_rows(self.output_dir / name, self._offsets.get(name, 0))
+    return rows
 
 # %% ../nbs/05c_launch.ipynb #057b5754
 @patch
 def train(self: Launch) -> dict:
     "Start the processes, follow the run until they end; returns {'global_step', 'status', 'output_dir', 'runtime', 'num_processes'}."
-    import aligntune
     refuse_if_busy(self.output_dir)  # a live run in the folder: refused here, not in a subprocess
     tmp = Path(tempfile.mkdtemp(prefix="aligntune-launch-"))
     (tmp / "config.yaml").write_text(self.config.to_yaml()); (tmp / "train.py").write_text(_SCRIPT)
     self.log_path = tmp / "processes.log"
     args = ["train", str(tmp / "config.yaml")] + (["--resume"] if self.resume is True else ["--resume", str(self.resume)] if self.resume else [])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(aligntune.__file__).parent.parent)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
-    env.setdefault("OMP_NUM_THREADS", "1")
+    env = child_env()
     t0, self._begun, self._offsets, self._stop = time.time(), False, {}, False
     with open(self.log_path, "w") as log:
         self.process = subprocess.Popen(self.cmd + [str(tmp / "train.py")] + args, stdout=log, stderr=subprocess.STDOUT, env=env,
