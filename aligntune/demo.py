@@ -94,7 +94,7 @@ def _ppo_process(args: str):
     import threading
     def orphaned():  # the demo that started this process is gone (killed): stop too, as its own stages would have
         while os.getppid() == a["parent"]: time.sleep(1)
-        os._exit(1)
+        print("the demo that started this PPO stage has ended: stopping", flush=True); os._exit(1)
     threading.Thread(target=orphaned, daemon=True).start()
     if os.environ.get("ALIGNTUNE_QUIET"):
         from aligntune.backends.core import _quiet_libraries

@@ -160,6 +160,25 @@ def _new_rows(self: Launch, name: str) -> list:
     rows, self._offsets[name] = new_json_rows(self.output_dir / name, self._offsets.get(name, 0))
     return rows
 
+@patch
+def _follow(self: Launch, t0: float):
+    "Re-emit what rank 0 recorded since the last read: the run's start, then its logged steps, evaluations and samples."
+    if not self._begun:
+        st = _read_json(self.output_dir / "run.json")
+        if not (st.get("status") == "running" and float(st.get("heartbeat_time") or 0) >= t0 - 1): return  # not this run's record yet
+        self._begun, self._total = True, st.get("total_steps") or self._total
+        self._step = int(st.get("global_step") or 0)
+        self.events.emit("train_begin")
+    for row in self._new_rows("metrics.jsonl"):
+        step = int(row.pop("step", 0))
+        if "train_runtime" in row: continue
+        if any(k.startswith("eval") for k in row): self.events.emit("evaluate", step=step, metrics=row); continue
+        self._step = max(self._step, step)
+        self.events.emit("step", step=step); self.events.emit("log", step=step, metrics=row)
+    by_step = {}
+    for row in self._new_rows("samples.jsonl"): by_step.setdefault(int(row.pop("step", 0)), []).append(row)
+    for step, rows in sorted(by_step.items()): self.events.emit("samples", step=step, rows=rows)
+
 # %% ../nbs/05c_launch.ipynb #057b5754
 @patch
 def train(self: Launch) -> dict:
