@@ -89,8 +89,8 @@ def _ppo_stage(out: Path, steps: int, seed: int, callbacks=()):
                              kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True, callbacks=list(callbacks))
 
 def _ppo_process(args: str):
-    "Entry point of the PPO stage's own process: train, then print its seconds (imports included) as the last line."
-    a, t = json.loads(args), time.time()
+    "Entry point of the PPO stage's own process: train, then print the time it ended as the last line."
+    a = json.loads(args)
     import threading
     def orphaned():  # the demo that started this process is gone (killed): stop too, as its own stages would have
         while os.getppid() == a["parent"]: time.sleep(1)
@@ -100,7 +100,7 @@ def _ppo_process(args: str):
         from aligntune.backends.core import _quiet_libraries
         _quiet_libraries()
     _ppo_stage(Path(a["out"]), a["steps"], a["seed"], [StageLine(PPO_LABEL, "objective/scores")]).train()
-    print(json.dumps({"seconds": round(time.time() - t, 2)}), flush=True)
+    print(json.dumps({"ended": time.time()}), flush=True)
 
 class _Beside:
     "The PPO stage in a process of its own, started before GRPO so the two share the cores, then followed here through its Run record."
@@ -121,7 +121,7 @@ class _Beside:
         try: self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
     def follow(self, line=None, poll: float = 0.5) -> float:
-        "Show the stage's progress on `line` until its process ends; returns the stage's seconds. Raises `LaunchError` with the end of its output if it failed."
+        "Show the stage's progress on `line` until its process ends; returns the stage's seconds (its start-up included). Raises `LaunchError` with the end of its output if it failed."
         from types import SimpleNamespace
         from aligntune.launch import new_json_rows, LaunchError
         from aligntune.runs import _read_json
@@ -143,7 +143,7 @@ class _Beside:
             raise LaunchError(f"the PPO stage's process (run beside GRPO) ended with exit code {self.proc.returncode}. Its last output "
                               f"({self.log_path}):\n" + "\n".join(out.splitlines()[-25:]))
         os.remove(self.log_path)
-        seconds = float(json.loads(out.strip().splitlines()[-1])["seconds"])
+        seconds = float(json.loads(out.strip().splitlines()[-1])["ended"]) - self.t0
         if line: line.end(run.global_step, self.steps, seconds, "  (beside GRPO)")
         return seconds
 
