@@ -116,10 +116,11 @@ class _Beside:
     def stop(self):
         "Stop the process if it still runs (the demo was interrupted or failed): a Ctrl-C first, so its run ends as interrupted."
         import signal, subprocess
-        if self.proc.poll() is not None: return
-        self.proc.send_signal(signal.SIGINT)
-        try: self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try: self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+        Path(self.log_path).unlink(missing_ok=True)
     def follow(self, line=None, poll: float = 0.5) -> float:
         "Show the stage's progress on `line` until its process ends; returns the stage's seconds (its start-up included). Raises `LaunchError` with the end of its output if it failed."
         from types import SimpleNamespace
@@ -138,6 +139,7 @@ class _Beside:
                 if line and not done and run.global_step: line.on_step(run, run.global_step)
             if done: break
             time.sleep(poll)
+        self.result = dict(status=_read_json(self.run_dir / "run.json").get("status"), global_step=run.global_step)
         out = Path(self.log_path).read_text(errors="replace")
         if self.proc.returncode != 0:
             raise LaunchError(f"the PPO stage's process (run beside GRPO) ended with exit code {self.proc.returncode}. Its last output "
@@ -184,18 +186,24 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
         "The stage's live line, shown from the moment it starts loading."
         if quiet: return []
         l = StageLine(label, key); l.begin(); return [l]
+    def finished(res, stage):
+        "A stage stopped by Ctrl-C (a notebook's interrupt) stops the demo: its run is saved, and no later stage starts."
+        if res.get("status") == "interrupted":
+            say(f"      {stage} interrupted at step {res['global_step']}: the demo stops here (the runs so far are in {out}/)")
+            raise KeyboardInterrupt
+        return res
     measure("base model", base)
     common = dict(batch_size=16, lr_scheduler_type="constant", seed=seed, quiet=True)
     label = f"[1/4] SFT on {len(seen)} of 100 facts"
     with timer("sft"):
-        create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=str(out / "1-sft"), max_steps=steps["sft"], learning_rate=3e-3,
-                           callbacks=line(label, "loss"), **common).train()
+        finished(create_sft_trainer(base, sft_rows(seen, seed=seed), output_dir=str(out / "1-sft"), max_steps=steps["sft"], learning_rate=3e-3,
+                           callbacks=line(label, "loss"), **common).train(), "SFT")
     measure("after SFT", out / "1-sft" / "model")
     label = "[2/4] DPO: terse over verbose"
     with timer("dpo"):
-        create_rl_trainer(str(out / "1-sft" / "model"), preference_rows(seen), algorithm="dpo", output_dir=str(out / "2-dpo"),
+        finished(create_rl_trainer(str(out / "1-sft" / "model"), preference_rows(seen), algorithm="dpo", output_dir=str(out / "2-dpo"),
                           max_steps=steps["dpo"], learning_rate=2e-4, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0],
-                          callbacks=line(label, "loss"), **common).train()
+                          callbacks=line(label, "loss"), **common).train(), "DPO")
     measure("after DPO", out / "2-dpo" / "model")
     ppo, threads = None, torch.get_num_threads()
     try:
@@ -210,6 +218,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
                                   output_dir=str(out / "3-grpo"), max_steps=steps["grpo"], learning_rate=5e-4, batch_size=64, num_generations=8,
                                   max_completion_length=4, temperature=1.3, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
                                   callbacks=[stop, *line(label, "reward")]).train()
+        finished(r, "GRPO")
         torch.set_num_threads(threads)
         grpo_steps = r["global_step"]
         if stop.stopped_at is not None:
@@ -219,9 +228,9 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
         if ppo is not None:
             l = None
             if not quiet: l = StageLine(PPO_LABEL, "objective/scores"); l._t0 = l._last = ppo.t0
-            timer.add("ppo", ppo.follow(l)); ppo = None
+            timer.add("ppo", ppo.follow(l)); finished(ppo.result, "PPO"); ppo = None
         else:
-            with timer("ppo"): _ppo_stage(out, steps["ppo"], seed, line(PPO_LABEL, "objective/scores")).train()
+            with timer("ppo"): finished(_ppo_stage(out, steps["ppo"], seed, line(PPO_LABEL, "objective/scores")).train(), "PPO")
     finally:
         torch.set_num_threads(threads)
         if ppo is not None: ppo.stop()

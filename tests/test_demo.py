@@ -1,5 +1,5 @@
 "`aligntune demo` runs end to end (a scaled-down budget here; the full demo's numbers are in demo.json when run)."
-import json, subprocess, sys, time
+import json, re, subprocess, sys, time
 from pathlib import Path
 import pytest
 from conftest import aligntune_cmd
@@ -83,3 +83,27 @@ def test_ppo_beside_ends_with_its_demo(tmp_path):
     else: pytest.fail("the PPO process outlived its demo by a minute")
     assert "has ended: stopping" in Path(info["log"]).read_text()
     Path(info["log"]).unlink()
+
+
+def test_demo_interrupt_stops_every_stage(tmp_path):
+    "An interrupt during GRPO (a notebook's, which reaches this process alone) stops the demo and the PPO process beside it; both runs are saved as interrupted."
+    import signal
+    out = tmp_path / "demo"
+    p = subprocess.Popen([*aligntune_cmd(), "demo", "--output", str(out), "--scale", "0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for l in p.stdout:
+        lines.append(l)
+        if l.startswith("[3/4] GRPO") and re.search(r"step [1-9]\d*/", l): break  # GRPO is training (a quarter done), PPO beside it
+    p.send_signal(signal.SIGINT)
+    rest, err = p.communicate(timeout=300)
+    text = "".join(lines) + rest
+    assert p.returncode == 130, (text, err[-2000:])
+    assert "GRPO interrupted at step" in text and "the demo stops here" in text, text
+    assert "drawing the plots" not in text and not (out / "demo.json").exists()
+    assert json.loads((out / "3-grpo" / "run.json").read_text())["status"] == "interrupted"
+    # the PPO process ended with the demo: its run, if it had begun, is saved as interrupted
+    if (out / "4-ppo" / "run.json").exists(): assert json.loads((out / "4-ppo" / "run.json").read_text())["status"] == "interrupted"
+    for c in Path("/proc").glob("[0-9]*/cmdline"):
+        try: cmd = c.read_bytes()
+        except OSError: continue
+        assert not (b"_ppo_process" in cmd and str(out).encode() in cmd), f"PPO process {c.parent.name} outlived the demo"
