@@ -27,7 +27,8 @@ class StageLine(Callback):
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
         self.values, self._t0, self._last, self._part = [], None, 0.0, 0
     def text(self, step, total, now=None) -> str:
-        el = (now or time.time()) - self._t0
+        now = now or time.time()
+        el = now - (self._t0 if self._t0 is not None else now)
         parts = [f"{self.label}: step {step}/{total}"]
         if self.values: parts.append(f"{self.key} {sum(self.values) / len(self.values):.3g}")
         parts.append(f"{_mmss(el)} spent")

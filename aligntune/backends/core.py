@@ -121,10 +121,10 @@ class TrainerBase:
         finally: self.run.release()
     def _run_training(self, t0) -> dict:
         "The body of `train`: events, the engine's loop, the end of the run whatever it is."
-        self.events.emit("train_begin")
         status = "finished"
         end = lambda st: {"global_step": self.global_step, "runtime": round(time.time() - t0, 2), "status": st}
         try:
+            self.events.emit("train_begin")  # inside: a Ctrl-C or failure while listeners start still ends the Run record
             with _stop_on_interrupt(self):
                 try: res = self._train()
                 except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: no waiting for the step to end
