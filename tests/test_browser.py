@@ -110,14 +110,14 @@ def test_panels_in_jupyterlab(lab):
             assert cfgp.locator(".widget-dropdown select").first.input_value() == "GRPO"   # the algorithm's title from the table
             page.screenshot(path=str(ART / "01_after_run_all.png"), full_page=False)
 
-            # change a value in the config panel: max steps 4 -> 6; the YAML follows
+            # change a value in the config panel: max steps 4 -> 12; the YAML follows (12 steps: time for the curves to be seen before the end)
             cfgp.scroll_into_view_if_needed()
             steps = cfgp.locator(".widget-inline-hbox:has(label:has-text('max steps')) input")
-            steps.fill("6"); steps.press("Enter")
-            page.wait_for_function("() => [...document.querySelectorAll('.aligntune-config-panel pre')].some(e => e.textContent.includes('max_steps: 6'))",
+            steps.fill("12"); steps.press("Enter")
+            page.wait_for_function("() => [...document.querySelectorAll('.aligntune-config-panel pre')].some(e => e.textContent.includes('max_steps: 12'))",
                                    timeout=15_000)
             cfgp.scroll_into_view_if_needed()
-            cfgp.screenshot(path=str(ART / "02_config_panel_max_steps_6.png"))
+            cfgp.screenshot(path=str(ART / "02_config_panel_max_steps_12.png"))
 
             # train from the panel (in the background); the charts appear, then change
             panel = page.locator(".aligntune-train-panel")
@@ -130,7 +130,7 @@ def test_panels_in_jupyterlab(lab):
             page.wait_for_function("() => /finished|stopped|failed/.test(document.querySelector('.aligntune-train-panel').innerText)", timeout=120_000)
             status = panel.inner_text()
             assert "failed" not in status and "Error" not in status, status[:3000]
-            assert "finished" in status and "step 6/6" in status, status[:1000]
+            assert "finished" in status and "step 12/12" in status, status[:1000]
             assert curves.inner_html() != first_html, "the curves were not redrawn"
             updates = int(status.split(" plot updates")[0].rsplit("·", 1)[-1].strip())
             assert updates >= 2, status
