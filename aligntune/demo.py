@@ -127,7 +127,7 @@ class _Beside:
         from types import SimpleNamespace
         from aligntune.launch import new_json_rows, LaunchError
         from aligntune.runs import _read_json
-        run, offset, last = SimpleNamespace(global_step=0, total_steps=self.steps), 0, 0.0
+        run, offset = SimpleNamespace(global_step=0, total_steps=self.steps), 0
         while True:
             done = self.proc.poll() is not None
             st = _read_json(self.run_dir / "run.json")
