@@ -35,6 +35,10 @@ class StageLine(Callback):
         if 0 < step < total: parts.append(f"~{_mmss(el / step * (total - step))} left")
         return "  ".join(parts)
     def _write(self, text, end="\n"):
+        if self.tty:  # a line wider than the terminal would wrap, and the next \r could no longer rewrite it
+            import shutil
+            width = shutil.get_terminal_size().columns
+            if len(text) >= width: text = text[:max(width - 4, 10)] + "..."
         self.out.write(f"\r{text}\x1b[K{end}" if self.tty else text + "\n"); self.out.flush()
     def begin(self, note: str = "loading the model and data"):
         "Show the line before training starts (loading counts as time spent); `on_train_begin` then takes it over."
@@ -73,7 +77,7 @@ class StageTimer:
             if label: self.say(("\r" if self.out is not None else "") + f"{label}: {dt:.1f} s" + ("\x1b[K" if self.out is not None else ""))
 
 # %% ../nbs/12_demo.ipynb #f8fa921c
-DEMO_STEPS = dict(sft=300, dpo=60, grpo=800, ppo=50)  # GRPO: at most; it stops once its groups carry no signal
+DEMO_STEPS = dict(sft=300, dpo=60, grpo=600, ppo=50)
 PPO_LABEL = "[4/4] PPO instead of GRPO, from the DPO model, same reward"
 
 def _cores() -> int:
@@ -84,8 +88,8 @@ def _cores() -> int:
 def _ppo_stage(out: Path, steps: int, seed: int, callbacks=()):
     "The demo's PPO trainer (from the DPO model, the GRPO stage's reward), the same in this process and in one of its own."
     from aligntune import create_rl_trainer
-    from aligntune.toy import addition_facts, prompt_rows, addition_correct
-    return create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="ppo", reward_functions=[addition_correct],
+    from aligntune.toy import addition_facts, prompt_rows, addition_graded
+    return create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="ppo", reward_functions=[addition_graded],
                              output_dir=str(out / "4-ppo"), max_steps=steps, learning_rate=3e-4, batch_size=64, max_completion_length=4,
                              kl_coef=0.01, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True, callbacks=list(callbacks))
 
@@ -157,7 +161,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
     from aligntune import create_sft_trainer, create_rl_trainer, load_model, Run
     from aligntune.models import tiny_model_path
     from aligntune.plots import save_figure
-    from aligntune.toy import addition_facts, sft_rows, preference_rows, prompt_rows, addition_correct, evaluate_addition
+    from aligntune.toy import addition_facts, sft_rows, preference_rows, prompt_rows, addition_graded, evaluate_addition
     t0 = time.time()
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     if os.environ.get("ALIGNTUNE_QUIET"):
@@ -212,19 +216,15 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
             ppo = _Beside(out, steps["ppo"], seed, threads=max(1, cores // 2))
             torch.set_num_threads(max(1, cores - cores // 2))
             say(f"{PPO_LABEL}: started in a process of its own, beside GRPO ({max(1, cores // 2)} of {cores} cores each); its line follows GRPO's")
-        label = "[3/4] GRPO (DAPO preset) on all 100 prompts, reward = correct sum"
-        stop = NoSignalStop(min_steps=min(100, steps["grpo"]))
+        label = "[3/4] GRPO (DAPO preset) on all 100 prompts, reward = correct sum, partial credit if near"
         with timer("grpo"):
-            r = create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[addition_correct],
+            r = create_rl_trainer(str(out / "2-dpo" / "model"), prompt_rows(addition_facts()), algorithm="dapo", reward_functions=[addition_graded],
                                   output_dir=str(out / "3-grpo"), max_steps=steps["grpo"], learning_rate=5e-4, batch_size=64, num_generations=8,
-                                  max_completion_length=4, temperature=1.3, lr_scheduler_type="constant", seed=seed, sample_groups=2, quiet=True,
-                                  callbacks=[stop, *line(label, "reward")]).train()
+                                  max_completion_length=4, temperature=1.3, lr_scheduler_type="linear", seed=seed, sample_groups=2, quiet=True,
+                                  callbacks=line(label, "reward")).train()
         finished(r, "GRPO")
         torch.set_num_threads(threads)
         grpo_steps = r["global_step"]
-        if stop.stopped_at is not None:
-            say(f"      GRPO stopped at step {grpo_steps} of {steps['grpo']}: over the last {stop.window} steps {stop.level:.0%} of the prompt groups "
-                "got the same reward on every sample (no learning signal left)")
         measure("after GRPO", out / "3-grpo" / "model")
         if ppo is not None:
             l = None
@@ -243,7 +243,7 @@ def run_demo(output_dir="aligntune-demo", seed: int = 0, scale: float = 1.0, hid
         _save_before_after(results, out / "3-grpo")
     total = time.time() - t0
     seconds = {k: round(v, 1) for k, v in timer.seconds.items()}
-    summary = dict(results=results, steps=steps, grpo_steps_done=grpo_steps, grpo_stopped_early=stop.stopped_at is not None,
+    summary = dict(results=results, steps=steps, grpo_steps_done=grpo_steps,
                    seconds=seconds, total_seconds=round(total, 1), ppo_beside_grpo=beside, seed=seed)
     (out / "demo.json").write_text(json.dumps(summary, indent=1))
     say("\n" + format_table(results))

@@ -10,7 +10,7 @@ import re, random
 
 # %% auto #0
 __all__ = ['addition_facts', 'prompt_of', 'sft_rows', 'preference_rows', 'prompt_rows', 'first_int', 'addition_correct',
-           'is_terse', 'evaluate_addition']
+           'addition_graded', 'is_terse', 'evaluate_addition']
 
 # %% ../nbs/10_toy.ipynb #bb9dbbc7
 def addition_facts(split: str = "all"):
@@ -42,9 +42,20 @@ def first_int(text):
     m = _INT.search(text or "")
     return int(m.group()) if m else None
 
+def _text(c): return c if isinstance(c, str) else c[-1]["content"]  # a plain completion, or a conversation's last message
+
 def addition_correct(prompts, completions, answer, **kw):
     "1.0 when the first number in the completion equals the answer, else 0.0."
-    return [1.0 if first_int(c if isinstance(c, str) else c[-1]["content"]) == int(a) else 0.0 for c, a in zip(completions, answer)]
+    return [1.0 if first_int(_text(c)) == int(a) else 0.0 for c, a in zip(completions, answer)]
+
+def addition_graded(prompts, completions, answer, near: float = 0.5, within: int = 4, **kw):
+    """1.0 when the first number in the completion equals the answer; a wrong number earns partial credit,
+    `near * (1 - distance / within)` (0.375 one off, 0 from `within` off); no number earns 0."""
+    out = []
+    for c, a in zip(completions, answer):
+        n = first_int(_text(c))
+        out.append(0.0 if n is None else 1.0 if n == int(a) else near * max(0.0, 1 - abs(n - int(a)) / within))
+    return out
 
 def is_terse(completion: str) -> bool:
     "True when the completion is just the number."
