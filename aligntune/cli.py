@@ -172,7 +172,7 @@ def cmd_train(args):
 def _train_args(p):
     p.add_argument("config", help="a YAML config file, or a recipe name such as sft-tiny or dapo-colab-t4 (see aligntune.recipes)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set training.learning_rate=1e-4 (repeatable)")
-    p.add_argument("--output", "-o", help="the run folder (training.output_dir)")
+    p.add_argument("--output", "--output-dir", "-o", help="the run folder (training.output_dir)")
     p.add_argument("--max-steps", type=number_arg(1), help="training.max_steps")
     p.add_argument("--backend", choices=["auto", "trl", "unsloth"], help="backend.backend")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
@@ -201,7 +201,7 @@ def cmd_demo(args):
     return 0
 
 def _demo_args(p):
-    p.add_argument("--output", "-o", default="aligntune-demo", help="folder for the runs and plots")
+    p.add_argument("--output", "--output-dir", "-o", default="aligntune-demo", help="folder for the runs and plots")
     p.add_argument("--seed", type=number_arg(0), default=0)
     p.add_argument("--scale", type=number_arg(0, integer=False, lo_open=True), default=1.0, help="multiply every stage's step budget (e.g. 0.1 for a smoke run)")
     p.add_argument("--sequential", action="store_true", help="train PPO after GRPO, not beside it in a process of its own (the default where there are two cores or more)")
