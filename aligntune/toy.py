@@ -51,6 +51,10 @@ def addition_correct(prompts, completions, answer, **kw):
 def addition_graded(prompts, completions, answer, near: float = 0.5, within: int = 4, **kw):
     """1.0 when the first number in the completion equals the answer; a wrong number earns partial credit,
     `near * (1 - distance / within)` (0.375 one off, 0 from `within` off); no number earns 0."""
+    if isinstance(within, bool) or not isinstance(within, int) or within < 1:
+        raise ValueError(f"addition_graded: within={within!r}; expected a whole number of at least 1 (a wrong answer earns credit up to within-1 off)")
+    if isinstance(near, bool) or not isinstance(near, (int, float)) or not 0 <= near < 1:
+        raise ValueError(f"addition_graded: near={near!r}; expected a number from 0 up to, not including, 1 (a near miss earns less than a right answer's 1.0)")
     out = []
     for c, a in zip(completions, answer):
         n = first_int(_text(c))
