@@ -7,6 +7,8 @@ Docs: https://aligntune.github.io/aligntune/nbs/toy.html.md"""
 # %% ../nbs/10_toy.ipynb #9d1f2815
 from __future__ import annotations
 import re, random
+from .rewards import completion_text
+from .config import _check_num
 
 # %% auto #0
 __all__ = ['addition_facts', 'prompt_of', 'sft_rows', 'preference_rows', 'prompt_rows', 'first_int', 'addition_correct',
@@ -42,22 +44,18 @@ def first_int(text):
     m = _INT.search(text or "")
     return int(m.group()) if m else None
 
-def _text(c): return c if isinstance(c, str) else c[-1]["content"]  # a plain completion, or a conversation's last message
-
 def addition_correct(prompts, completions, answer, **kw):
     "1.0 when the first number in the completion equals the answer, else 0.0."
-    return [1.0 if first_int(_text(c)) == int(a) else 0.0 for c, a in zip(completions, answer)]
+    return [1.0 if first_int(completion_text(c)) == int(a) else 0.0 for c, a in zip(completions, answer)]
 
 def addition_graded(prompts, completions, answer, near: float = 0.5, within: int = 4, **kw):
     """1.0 when the first number in the completion equals the answer; a wrong number earns partial credit,
     `near * (1 - distance / within)` (0.375 one off, 0 from `within` off); no number earns 0."""
-    if isinstance(within, bool) or not isinstance(within, int) or within < 1:
-        raise ValueError(f"addition_graded: within={within!r}; expected a whole number of at least 1 (a wrong answer earns credit up to within-1 off)")
-    if isinstance(near, bool) or not isinstance(near, (int, float)) or not 0 <= near < 1:
-        raise ValueError(f"addition_graded: near={near!r}; expected a number from 0 up to, not including, 1 (a near miss earns less than a right answer's 1.0)")
+    _check_num("within", within, lo=1, integer=True, fix="addition_graded gives a wrong answer credit up to within-1 off.")
+    _check_num("near", near, lo=0, hi=1, hi_open=True, fix="addition_graded gives a near miss less than a right answer's 1.0.")
     out = []
     for c, a in zip(completions, answer):
-        n = first_int(_text(c))
+        n = first_int(completion_text(c))
         out.append(0.0 if n is None else 1.0 if n == int(a) else near * max(0.0, 1 - abs(n - int(a)) / within))
     return out
 
