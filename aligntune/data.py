@@ -432,6 +432,20 @@ def _role_list(role): return ", ".join(ROLES[role][:-1]) + " or " + ROLES[role][
 _ROLE_WORDS = {"prompt": "column with the prompt", "completion": "column with the answer", "chosen": "column with the better answer",
                "rejected": "column with the worse answer", "label": "column saying good or bad"}
 
+_CHOICE = ("better_response_id", "safer_response_id", "preferred", "preference", "winner", "choice", "labels", "label", "better")
+_ANSWERISH = ("response", "ref", "answer", "completion", "output", "reply", "generation")
+
+def _ranked_pair(kinds):
+    """(answer A, answer B, choice column) when two text columns differ only in a last 0/1, 1/2 or A/B and another column says
+    which is better (PKU-SafeRLHF's response_0/response_1 with better_response_id, SHP's human_ref_A/human_ref_B with labels); else None."""
+    strs = [c for c, k in kinds.items() if k == "str"]
+    pairs = [(a, a[:-1] + y) for a in strs for x, y in (("0", "1"), ("1", "2"), ("A", "B"), ("a", "b")) if a.endswith(x) and a[:-1] + y in strs]
+    pairs.sort(key=lambda ab: not any(w in ab[0].lower() for w in _ANSWERISH))  # answer-like names first (SHP also has c_root_id_A/B)
+    if not pairs: return None
+    low = {c.lower(): c for c in kinds if c not in pairs[0]}
+    idx = next((low[n] for n in _CHOICE if n in low), None)
+    return (*pairs[0], idx) if idx else None
+
 def _no_plan(kinds, algorithm, key, found, nulls, extra=""):
     "The DataError for columns that do not give what `algorithm` needs: found, needed, and a fix."
     title = get_algorithm(algorithm).title
@@ -447,6 +461,12 @@ def _no_plan(kinds, algorithm, key, found, nulls, extra=""):
         msg += (" A plain-text dataset has no prompts: use SFT for it, add a 'prompt' column, or write each row as a dialogue "
                 "('User: … Assistant: …', '\\n\\nHuman: … \\n\\nAssistant: …', ChatML) to have the prompt cut at its last assistant turn.")
     elif key == "pairs" and {"completion", "label"} <= set(found): msg += " These are single completions labelled good or bad: use algorithm='kto'."
+    elif key in ("pairs", "unpaired") and (rp := _ranked_pair(kinds)):
+        a, b, idx = rp
+        msg += (f" These rows hold two answers ({a!r}, {b!r}) and a column saying which is better ({idx!r}), so no column_mapping can name "
+                f"chosen and rejected: the better column changes from row to row. Fix: build them per row; e.g. where {idx!r} is 1 when {b!r} "
+                f"is the better answer (check the dataset's card): ds = ds.map(lambda r: {{'chosen': r[{b!r}] if r[{idx!r}] == 1 else r[{a!r}], "
+                f"'rejected': r[{a!r}] if r[{idx!r}] == 1 else r[{b!r}]}}), then pass ds.")
     else:
         strs = [c for c in cols if kinds[c] in ("str", "messages") and c not in found.values()]
         roles = {"text": ["prompt", "completion"], "pairs": ["chosen", "rejected"], "unpaired": ["prompt", "completion", "label"],
